@@ -1,0 +1,122 @@
+"""The ASGI application: routers under /api/v10, error shapes, body limits, headers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nexus_protocol.errors import ErrorCode
+
+from ..errors import ApiError, PayloadTooLarge
+from ..relay import Relay
+from . import accounts, gateway, guilds, invites, messages
+from .strict import JsonResponse, api_error_handler, error_response, request_validation_handler
+
+API_PREFIX = "/api/v10"
+ROUTERS = (accounts.router, guilds.router, messages.router, invites.router, gateway.router)
+
+
+class BodyLimit:
+    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await _send_error(send, PayloadTooLarge())
+                return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await _send_error(send, PayloadTooLarge())
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _send_error(send: Send, error: ApiError) -> None:
+    response = error_response(error.status, error.body())
+    await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+async def http_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = ErrorCode.GENERAL
+    return error_response(
+        exc.status_code, {"code": int(code), "message": f"{exc.status_code}: {exc.detail}"}
+    )
+
+
+async def unexpected_error_handler(_request: Request, _exc: Exception) -> Response:
+    return error_response(500, {"code": 0, "message": "500: Internal Server Error"})
+
+
+def build_app(relay: Relay) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await relay.start()
+        try:
+            yield
+        finally:
+            await relay.close()
+
+    app = FastAPI(
+        title="Nexus relay API",
+        version="10",
+        description="Discord API v10 in shape, with Nexus extensions. No e-mail, no phone.",
+        default_response_class=JsonResponse,
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.relay = relay
+    for router in ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, request_validation_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
+
+    @app.middleware("http")
+    async def rate_limit_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        grant = getattr(request.state, "rate_limit", None)
+        if grant is not None:
+            response.headers["X-RateLimit-Limit"] = str(grant.limit)
+            response.headers["X-RateLimit-Remaining"] = str(grant.remaining)
+            response.headers["X-RateLimit-Reset-After"] = f"{grant.reset_after:.3f}"
+            response.headers["X-RateLimit-Bucket"] = grant.bucket
+        return response
+
+    app.add_middleware(BodyLimit, max_bytes=relay.settings.max_body_bytes)
+    return app

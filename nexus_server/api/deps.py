@@ -1,0 +1,50 @@
+"""Request dependencies: who is calling (and within their rate limit), and path ids."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
+
+from nexus_protocol.snowflake import parse_snowflake
+
+from ..errors import InvalidForm, Unauthorized
+from ..services.accounts import Principal
+
+if TYPE_CHECKING:
+    from ..relay import Relay
+
+
+def relay_of(request: HTTPConnection) -> Relay:
+    relay: Relay = request.app.state.relay
+    return relay
+
+
+async def authenticated(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    token = header[4:] if header.startswith("Bot ") else header
+    if header.startswith("Bearer "):
+        token = header[7:]
+    if not token:
+        raise Unauthorized()
+    relay = relay_of(request)
+    principal = await relay.accounts.authenticate(token)
+    route = request.scope.get("route")
+    template = getattr(route, "path", request.url.path)
+    grant = relay.rate_limits.check(principal.user_id, f"{request.method} {template}")
+    request.state.rate_limit = grant
+    return principal
+
+
+Caller = Annotated[Principal, Depends(authenticated)]
+RelayDep = Annotated["Relay", Depends(relay_of)]
+
+
+def snowflake_param(value: str, name: str) -> int:
+    try:
+        return parse_snowflake(value)
+    except ValueError:
+        raise InvalidForm.field(
+            name, "NUMBER_TYPE_COERCE", f'Value "{value[:40]}" is not snowflake.'
+        ) from None

@@ -1,0 +1,47 @@
+"""How a relay is configured: command-line flags become one frozen value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("nexus-server", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8470
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str | None = None
+    redis_url: str | None = None
+    public_url: str | None = None
+    rate_limits: bool = True
+    max_body_bytes: int = 1 * 1024 * 1024
+    heartbeat_interval_ms: int = 41_250
+    replay_limit: int = 4096
+    gateway_queue_limit: int = 2048
+    detached_session_ttl: float = 120.0
+
+    @property
+    def database(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'nexus.db'}"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def gateway_url(self) -> str:
+        base = self.base_url
+        scheme = "wss" if base.startswith("https") else "ws"
+        return f"{scheme}{base[base.index(':') :]}/api/v10/gateway/ws"

@@ -1,0 +1,247 @@
+"""The relay's tables, in SQLAlchemy Core. Alembic migrations are generated from this.
+
+Ids are snowflakes (BigInteger). Timestamps are timezone-aware UTC. Times that an id
+already carries (a message's creation) are not stored twice.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Id = BigInteger
+Timestamp = DateTime(timezone=True)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("username", String(32), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("global_name", String(32)),
+    Column("avatar", String(256)),
+    Column("banner", String(256)),
+    Column("bio", String(190), nullable=False, server_default=""),
+    Column("pronouns", String(40), nullable=False, server_default=""),
+    Column("accent_color", Integer),
+    Column("bot", Boolean, nullable=False, server_default="0"),
+    Column("flags", Integer, nullable=False, server_default="0"),
+)
+
+auth_sessions = Table(
+    "auth_sessions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("last_used_at", Timestamp),
+    Column("user_agent", String(200), nullable=False, server_default=""),
+    Index(None, "user_id"),
+)
+
+guilds = Table(
+    "guilds",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("name", String(100), nullable=False),
+    Column("icon", String(256)),
+    Column("banner", String(256)),
+    Column("description", String(300)),
+    Column("owner_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("system_channel_id", Id),
+)
+
+roles = Table(
+    "roles",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("guild_id", Id, ForeignKey("guilds.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("color", Integer, nullable=False, server_default="0"),
+    Column("hoist", Boolean, nullable=False, server_default="0"),
+    Column("position", Integer, nullable=False, server_default="0"),
+    Column("permissions", BigInteger, nullable=False),
+    Column("mentionable", Boolean, nullable=False, server_default="0"),
+    Column("unicode_emoji", String(32)),
+    Index(None, "guild_id"),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("guild_id", Id, ForeignKey("guilds.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("nick", String(32)),
+    Column("joined_at", Timestamp, nullable=False),
+    Column("mute", Boolean, nullable=False, server_default="0"),
+    Column("deaf", Boolean, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("guild_id", "user_id"),
+    Index(None, "user_id"),
+)
+
+member_roles = Table(
+    "member_roles",
+    metadata,
+    Column("guild_id", Id, nullable=False),
+    Column("user_id", Id, nullable=False),
+    Column("role_id", Id, ForeignKey("roles.id", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("guild_id", "user_id", "role_id"),
+    Index(None, "role_id"),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("guild_id", Id, ForeignKey("guilds.id", ondelete="CASCADE")),
+    Column("type", SmallInteger, nullable=False),
+    Column("name", String(100)),
+    Column("topic", String(1024)),
+    Column("position", Integer, nullable=False, server_default="0"),
+    Column("parent_id", Id),
+    Column("nsfw", Boolean, nullable=False, server_default="0"),
+    Column("rate_limit_per_user", Integer, nullable=False, server_default="0"),
+    Column("bitrate", Integer),
+    Column("user_limit", Integer),
+    Column("last_message_id", Id),
+    Index(None, "guild_id"),
+)
+
+overwrites = Table(
+    "overwrites",
+    metadata,
+    Column("channel_id", Id, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("target_id", Id, nullable=False),
+    Column("type", SmallInteger, nullable=False),
+    Column("allow", BigInteger, nullable=False),
+    Column("deny", BigInteger, nullable=False),
+    PrimaryKeyConstraint("channel_id", "target_id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("channel_id", Id, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("guild_id", Id),
+    Column("author_id", Id, ForeignKey("users.id"), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("type", SmallInteger, nullable=False, server_default="0"),
+    Column("flags", Integer, nullable=False, server_default="0"),
+    Column("tts", Boolean, nullable=False, server_default="0"),
+    Column("edited_at", Timestamp),
+    Column("pinned_at", Timestamp),
+    Column("nonce", String(64)),
+    Column("mention_everyone", Boolean, nullable=False, server_default="0"),
+    Column("reference_message_id", Id),
+    Column("reference_channel_id", Id),
+    # Room for the attachments and embeds issues: JSON lists, empty for now.
+    Column("attachments", JSON, nullable=False, server_default="[]"),
+    Column("embeds", JSON, nullable=False, server_default="[]"),
+    UniqueConstraint("author_id", "nonce"),
+    Index(None, "channel_id", "id"),
+)
+
+message_mentions = Table(
+    "message_mentions",
+    metadata,
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", Id, nullable=False),
+    Column("user_id", Id, nullable=False),
+    PrimaryKeyConstraint("message_id", "user_id"),
+    Index(None, "user_id", "channel_id", "message_id"),
+)
+
+message_role_mentions = Table(
+    "message_role_mentions",
+    metadata,
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", Id, nullable=False),
+    Column("role_id", Id, nullable=False),
+    PrimaryKeyConstraint("message_id", "role_id"),
+    Index(None, "role_id", "channel_id", "message_id"),
+)
+
+reactions = Table(
+    "reactions",
+    metadata,
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("emoji", String(64), nullable=False),
+    Column("user_id", Id, nullable=False),
+    Column("created_id", Id, nullable=False),  # snowflake: orders users and first reactions
+    PrimaryKeyConstraint("message_id", "emoji", "user_id"),
+)
+
+invites = Table(
+    "invites",
+    metadata,
+    Column("code", String(32), primary_key=True),
+    Column("guild_id", Id, ForeignKey("guilds.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", Id, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("inviter_id", Id),
+    Column("max_uses", Integer, nullable=False, server_default="0"),
+    Column("uses", Integer, nullable=False, server_default="0"),
+    Column("max_age", Integer, nullable=False, server_default="0"),
+    Column("temporary", Boolean, nullable=False, server_default="0"),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp),
+    Index(None, "guild_id"),
+)
+
+bans = Table(
+    "bans",
+    metadata,
+    Column("guild_id", Id, ForeignKey("guilds.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Id, nullable=False),
+    Column("reason", String(512)),
+    PrimaryKeyConstraint("guild_id", "user_id"),
+)
+
+read_states = Table(
+    "read_states",
+    metadata,
+    Column("user_id", Id, nullable=False),
+    Column("channel_id", Id, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("last_message_id", Id, nullable=False),
+    PrimaryKeyConstraint("user_id", "channel_id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("guild_id", Id, ForeignKey("guilds.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Id),
+    Column("target_id", Id),
+    Column("action_type", SmallInteger, nullable=False),
+    Column("reason", String(512)),
+    Column("changes", JSON, nullable=False, server_default="[]"),
+    Column("options", JSON),
+    Index(None, "guild_id", "id"),
+)

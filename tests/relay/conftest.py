@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from .harness import RunningRelay, postgres_database, start_relay
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def relay(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunningRelay]:
+    """A real relay on a loopback port, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        running = await start_relay(tmp_path)
+        try:
+            yield running
+        finally:
+            await running.stop()
+    else:
+        async with postgres_database() as url:
+            running = await start_relay(tmp_path, url)
+            try:
+                yield running
+            finally:
+                await running.stop()
