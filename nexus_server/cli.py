@@ -69,11 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     from .relay import Relay
 
     relay = Relay(settings)
-    app = build_app(relay)
-    if args.demo:
-        from .demo import announce_demo
 
-        app.router.on_startup.append(lambda: announce_demo(relay))  # type: ignore[attr-defined]
+    async def on_ready() -> None:
+        if args.demo:
+            from .demo import announce_demo
+
+            await announce_demo(relay)
+
+    app = build_app(relay, on_ready=on_ready)
     print(f"Nexus relay on {settings.base_url}  (data: {settings.data_dir})", flush=True)
     config = uvicorn.Config(
         app,

@@ -15,14 +15,21 @@ from .bus import Bus, LocalBus, RedisBus
 from .events import Event
 from .gateway.hub import GatewayHub, SessionEntry
 from .services.accounts import AccountService, Principal
+from .services.channel_admin import ChannelAdminService
 from .services.channels import ChannelService
 from .services.context import Context
 from .services.guilds import GuildService
 from .services.invites import InviteService
+from .services.members import MemberService
+from .services.message_actions import MessageActionService
 from .services.messages import MessageService
+from .services.moderation import ModerationService
 from .services.permissions import PermissionService
 from .services.presence import PresenceService
+from .services.read_states import ReadStateService
 from .services.render import member_json, user_json
+from .services.roles import RoleService
+from .services.typing import TypingService
 from .settings import Settings
 from .store import guilds as guild_store
 from .store import users as user_store
@@ -49,9 +56,16 @@ class Relay:
         self.accounts = AccountService(self.ctx)
         self.guilds = GuildService(self.ctx)
         self.channels = ChannelService(self.ctx)
+        self.channel_admin = ChannelAdminService(self.ctx, self.channels)
+        self.roles = RoleService(self.ctx)
         self.messages = MessageService(self.ctx, self.channels)
+        self.message_actions = MessageActionService(self.ctx, self.channels, self.messages)
+        self.typing = TypingService(self.ctx, self.channels)
+        self.read_states = ReadStateService(self.ctx, self.channels)
         self.presence = PresenceService(self.ctx)
         self.invites = InviteService(self.ctx, self.guilds)
+        self.members = MemberService(self.ctx)
+        self.moderation = ModerationService(self.ctx, self.members)
         self.hub = GatewayHub(detached_ttl=settings.detached_session_ttl)
         if settings.rate_limits:
             self.rate_limits = RateLimiter(ROUTE_LIMITS)
@@ -122,6 +136,11 @@ class Relay:
             "presences": [],
             "application": {"id": str(user.id), "flags": 0} if user.bot else None,
             "shard": [0, 1],
+            "read_state": {
+                "entries": await self.read_states.read_states(principal.user_id),
+                "version": 0,
+                "partial": False,
+            },
         }
         if ready["application"] is None:
             del ready["application"]

@@ -14,11 +14,31 @@ from nexus_protocol.errors import ErrorCode
 
 from ..errors import ApiError, PayloadTooLarge
 from ..relay import Relay
-from . import accounts, gateway, guilds, invites, messages
+from . import (
+    accounts,
+    channel_admin,
+    gateway,
+    guilds,
+    invites,
+    members,
+    message_actions,
+    messages,
+    roles,
+)
 from .strict import JsonResponse, api_error_handler, error_response, request_validation_handler
 
 API_PREFIX = "/api/v10"
-ROUTERS = (accounts.router, guilds.router, messages.router, invites.router, gateway.router)
+ROUTERS = (
+    accounts.router,
+    guilds.router,
+    members.router,
+    roles.router,
+    channel_admin.router,
+    messages.router,
+    message_actions.router,
+    invites.router,
+    gateway.router,
+)
 
 
 class BodyLimit:
@@ -37,19 +57,32 @@ class BodyLimit:
                 await _send_error(send, PayloadTooLarge())
                 return
         seen = 0
+        too_large = False
+        started = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    too_large = True
                     raise _TooLarge()
             return message
 
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
+            await self.app(scope, limited_receive, tracked_send)
+        except Exception:
+            # Middleware in between (BaseHTTPMiddleware's task group) may wrap _TooLarge
+            # in an ExceptionGroup, so the flag, not the exception type, decides.
+            if not too_large or started:
+                raise
             await _send_error(send, PayloadTooLarge())
 
 
@@ -78,10 +111,14 @@ async def unexpected_error_handler(_request: Request, _exc: Exception) -> Respon
     return error_response(500, {"code": 0, "message": "500: Internal Server Error"})
 
 
-def build_app(relay: Relay) -> FastAPI:
+def build_app(relay: Relay, *, on_ready: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
+    """The relay's ASGI app; ``on_ready`` runs once the relay has started."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await relay.start()
+        if on_ready is not None:
+            await on_ready()
         try:
             yield
         finally:
@@ -104,19 +141,6 @@ def build_app(relay: Relay) -> FastAPI:
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
-
-    @app.middleware("http")
-    async def rate_limit_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        grant = getattr(request.state, "rate_limit", None)
-        if grant is not None:
-            response.headers["X-RateLimit-Limit"] = str(grant.limit)
-            response.headers["X-RateLimit-Remaining"] = str(grant.remaining)
-            response.headers["X-RateLimit-Reset-After"] = f"{grant.reset_after:.3f}"
-            response.headers["X-RateLimit-Bucket"] = grant.bucket
-        return response
 
     app.add_middleware(BodyLimit, max_bytes=relay.settings.max_body_bytes)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from starlette.requests import HTTPConnection
 
 from nexus_protocol.snowflake import parse_snowflake
@@ -21,7 +21,13 @@ def relay_of(request: HTTPConnection) -> Relay:
     return relay
 
 
-async def authenticated(request: Request) -> Principal:
+async def _relay_dependency(request: HTTPConnection) -> Relay:
+    # Async on purpose: FastAPI runs plain-function dependencies in a thread pool,
+    # which cost more than the rest of a small request.
+    return relay_of(request)
+
+
+async def authenticated(request: Request, response: Response) -> Principal:
     header = request.headers.get("authorization", "")
     token = header[4:] if header.startswith("Bot ") else header
     if header.startswith("Bearer "):
@@ -33,12 +39,15 @@ async def authenticated(request: Request) -> Principal:
     route = request.scope.get("route")
     template = getattr(route, "path", request.url.path)
     grant = relay.rate_limits.check(principal.user_id, f"{request.method} {template}")
-    request.state.rate_limit = grant
+    response.headers["X-RateLimit-Limit"] = str(grant.limit)
+    response.headers["X-RateLimit-Remaining"] = str(grant.remaining)
+    response.headers["X-RateLimit-Reset-After"] = f"{grant.reset_after:.3f}"
+    response.headers["X-RateLimit-Bucket"] = grant.bucket
     return principal
 
 
 Caller = Annotated[Principal, Depends(authenticated)]
-RelayDep = Annotated["Relay", Depends(relay_of)]
+RelayDep = Annotated["Relay", Depends(_relay_dependency)]
 
 
 def snowflake_param(value: str, name: str) -> int:

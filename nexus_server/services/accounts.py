@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,9 @@ from ..store import users as user_store
 from ..store.records import SessionRecord, UserRecord
 from .context import Context
 from .render import user_json
+
+TOKEN_CACHE_SECONDS = 30.0
+MAX_CACHED_TOKENS = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,7 @@ class AccountService:
         # A login for an unknown name still costs one verification, so response time
         # does not tell which usernames exist.
         self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+        self._principals: dict[bytes, tuple[Principal, float]] = {}
 
     async def _hash(self, password: str) -> str:
         return await asyncio.to_thread(self._hasher.hash, password)
@@ -134,16 +139,34 @@ class AccountService:
         return token, user
 
     async def authenticate(self, token: str) -> Principal:
+        """Who a token belongs to. Answers are remembered for ``TOKEN_CACHE_SECONDS``:
+        a revocation on this node takes effect at once, one made on another relay node
+        within that time."""
+        token_hash = hash_token(token)
+        now = time.monotonic()
+        cached = self._principals.get(token_hash)
+        if cached is not None and cached[1] > now:
+            return cached[0]
         async with self._ctx.db.read("authenticate") as tx:
-            session = await user_store.session_by_token(tx, hash_token(token))
+            session = await user_store.session_by_token(tx, token_hash)
             user = await user_store.get_user(tx, session.user_id) if session else None
         if session is None or user is None:
             raise Unauthorized()
-        return Principal(user_id=session.user_id, session_id=session.id, bot=user.bot)
+        principal = Principal(user_id=session.user_id, session_id=session.id, bot=user.bot)
+        if len(self._principals) >= MAX_CACHED_TOKENS:
+            self._principals.clear()
+        self._principals[token_hash] = (principal, now + TOKEN_CACHE_SECONDS)
+        return principal
+
+    def _forget_sessions(self, user_id: int) -> None:
+        stale = [key for key, (p, _) in self._principals.items() if p.user_id == user_id]
+        for key in stale:
+            del self._principals[key]
 
     async def do_logout(self, principal: Principal) -> None:
         async with self._ctx.db.write("logout") as tx:
             await user_store.delete_session(tx, principal.user_id, principal.session_id)
+        self._forget_sessions(principal.user_id)
 
     async def list_sessions(self, principal: Principal) -> list[SessionRecord]:
         async with self._ctx.db.read("list_sessions") as tx:
@@ -153,6 +176,7 @@ class AccountService:
         async with self._ctx.db.write("revoke_session") as tx:
             if not await user_store.delete_session(tx, principal.user_id, session_id):
                 raise unknown(ErrorCode.UNKNOWN_SESSION, "Session")
+        self._forget_sessions(principal.user_id)
 
     async def do_change_password(self, principal: Principal, body: ChangePasswordBody) -> None:
         async with self._ctx.db.read("password_lookup") as tx:
@@ -166,6 +190,7 @@ class AccountService:
             await user_store.set_password_hash(tx, principal.user_id, new_hash)
             # Anyone who learnt the old password is logged out everywhere else.
             await user_store.delete_other_sessions(tx, principal.user_id, principal.session_id)
+        self._forget_sessions(principal.user_id)
 
     async def get_user(self, user_id: int) -> UserRecord:
         async with self._ctx.db.read("get_user") as tx:
@@ -176,6 +201,12 @@ class AccountService:
 
     async def do_modify_user(self, principal: Principal, body: ModifyUserBody) -> UserRecord:
         changes = body.model_dump(exclude_unset=True)
+        if "username" in changes and changes["username"] is None:
+            raise InvalidForm.field("username", "BASE_TYPE_REQUIRED", "This field is required")
+        # null clears a bio or pronouns; the columns hold "" for "none".
+        for key in ("bio", "pronouns"):
+            if key in changes and changes[key] is None:
+                changes[key] = ""
         async with self._ctx.db.write("modify_user") as tx:
             try:
                 await user_store.update_user(tx, principal.user_id, changes)

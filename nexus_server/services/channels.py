@@ -27,6 +27,9 @@ class ChannelService:
         self._ctx = ctx
 
     async def channel(self, channel_id: int) -> ChannelRecord:
+        cached = await self._ctx.permissions.cached_channel(channel_id)
+        if cached is not None:
+            return cached
         async with self._ctx.db.read("get_channel") as tx:
             channel = await channel_store.get_channel(tx, channel_id)
         if channel is None or channel.guild_id is None:

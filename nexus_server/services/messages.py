@@ -61,13 +61,13 @@ class MessageService:
         reactions = await reaction_store.summaries(tx, [r.id for r in records], viewer_id)
         out = []
         for record in records:
-            ref = referenced.get(record.reference_message_id or 0)
+            replied_to = referenced.get(record.reference_message_id or 0)
             out.append(
                 message_json(
                     record,
                     users=users,
                     reactions=reactions_json(reactions.get(record.id, [])),
-                    referenced=message_json(ref, users=users) if ref else None,
+                    referenced=message_json(replied_to, users=users) if replied_to else None,
                 )
             )
         return out

@@ -30,9 +30,13 @@ class PermissionService:
         self._snapshots: dict[int, GuildSnapshot] = {}
         self._audiences: dict[tuple[int, int, int], frozenset[int]] = {}
         self._loading: dict[int, asyncio.Future[GuildSnapshot | None]] = {}
+        # Which guild a channel belongs to never changes: remembered for good.
+        self._channel_guilds: dict[int, int] = {}
 
     def invalidate(self, guild_id: int) -> None:
         self._snapshots.pop(guild_id, None)
+        # A load already under way may have read the old state: it must not be cached.
+        self._loading.pop(guild_id, None)
         for key in [key for key in self._audiences if key[0] == guild_id]:
             del self._audiences[key]
 
@@ -51,6 +55,9 @@ class PermissionService:
             # An invalidation that raced the load wins: cache only if still wanted.
             if self._loading.get(guild_id) is future and loaded is not None:
                 self._snapshots[guild_id] = loaded
+            if loaded is not None:
+                for channel_id in loaded.channels:
+                    self._channel_guilds[channel_id] = guild_id
             future.set_result(loaded)
             return loaded
         except BaseException as exc:
@@ -58,7 +65,17 @@ class PermissionService:
             future.exception()  # marks it retrieved for waiters that never come
             raise
         finally:
-            self._loading.pop(guild_id, None)
+            if self._loading.get(guild_id) is future:
+                del self._loading[guild_id]
+
+    async def cached_channel(self, channel_id: int) -> ChannelRecord | None:
+        """A guild channel from the cached snapshot of its guild, without a query when
+        the channel has been seen before; None when unknown here (ask the store)."""
+        guild_id = self._channel_guilds.get(channel_id)
+        if guild_id is None:
+            return None
+        snapshot = await self.snapshot(guild_id)
+        return snapshot.channels.get(channel_id) if snapshot is not None else None
 
     async def require_snapshot(self, guild_id: int, user_id: int) -> GuildSnapshot:
         """The guild, if ``user_id`` is a member; otherwise 404 (no leak of existence)."""

@@ -271,3 +271,34 @@ async def load_snapshot(tx: AsyncConnection, guild_id: int) -> GuildSnapshot | N
         member_roles={user_id: tuple(ids) for user_id, ids in held.items()},
         channels={channel.id: channel for channel in await channels_of_guild(tx, guild_id)},
     )
+
+
+async def search_members(
+    tx: AsyncConnection, guild_id: int, query: str, *, limit: int = 1
+) -> list[MemberRecord]:
+    """Members whose username, display name or nickname starts with ``query``, any case."""
+    from .schema import users  # appended late; kept local so the imports above stay put
+
+    prefix = query.lower()
+    matched = (
+        await tx.execute(
+            select(members.c.user_id)
+            .join(users, users.c.id == members.c.user_id)
+            .where(
+                members.c.guild_id == guild_id,
+                func.lower(users.c.username).startswith(prefix, autoescape=True)
+                | func.lower(func.coalesce(members.c.nick, "")).startswith(prefix, autoescape=True)
+                | func.lower(func.coalesce(users.c.global_name, "")).startswith(
+                    prefix, autoescape=True
+                ),
+            )
+            .order_by(members.c.user_id)
+            .limit(limit)
+        )
+    ).scalars()
+    found = []
+    for user_id in list(matched):
+        member = await get_member(tx, guild_id, user_id)
+        if member is not None:
+            found.append(member)
+    return found

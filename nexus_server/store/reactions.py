@@ -94,7 +94,7 @@ async def summaries(
         select(
             reactions.c.message_id,
             reactions.c.emoji,
-            func.count().label("count"),
+            func.count().label("uses"),
             func.min(reactions.c.created_id).label("first"),
             func.max(case((reactions.c.user_id == viewer_id, 1), else_=0)).label("me"),
         )
@@ -104,5 +104,5 @@ async def summaries(
     )
     found: dict[int, list[tuple[str, int, bool]]] = defaultdict(list)
     for row in rows:
-        found[row.message_id].append((row.emoji, int(row.count), bool(row.me)))
+        found[row.message_id].append((row.emoji, int(row.uses), bool(row.me)))
     return found

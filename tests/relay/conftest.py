@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import RunningRelay, postgres_database, start_relay
+from .harness import RunningRelay, open_clients, postgres_database, start_relay
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -24,3 +24,10 @@ async def relay(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
                 yield running
             finally:
                 await running.stop()
+
+
+@pytest.fixture(autouse=True)
+async def _close_http_clients() -> AsyncIterator[None]:
+    yield
+    while open_clients:
+        await open_clients.pop().aclose()

@@ -28,6 +28,8 @@ POSTGRES_ADMIN_DSN = os.environ.get(
     "NEXUS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
 )
 _names = itertools.count()
+# Every HTTP client the harness opens, closed by the suite's fixture after each test.
+open_clients: list[httpx.AsyncClient] = []
 
 
 def free_port() -> int:
@@ -173,6 +175,7 @@ async def register(
 ) -> User:
     username = username or f"user{next(_names)}_{secrets.token_hex(3)}"
     http = httpx.AsyncClient(timeout=30)
+    open_clients.append(http)
     response = await http.post(
         f"{api}/auth/register", json={"username": username, "password": password}
     )
