@@ -49,8 +49,13 @@ import httpx
 import orjson
 import psutil
 import uvloop
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidHandshake
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+from websockets.frames import Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 if __package__:
     from . import _relay
@@ -108,7 +113,113 @@ class _Conn:
     resume_url: str | None = None
     ready: bool = False
     failed: bool = False
-    ws: ClientConnection | None = None
+    gateway: _Gateway | None = None
+
+
+class _Gateway(asyncio.Protocol):
+    """One gateway connection on websockets' Sans-I/O core: frames are handled in
+    ``data_received`` itself (no task wake-up per frame), so a worker process can take
+    tens of thousands of deliveries per second."""
+
+    def __init__(self, worker: ReceiverWorker, c: _Conn, url: str) -> None:
+        loop = asyncio.get_running_loop()
+        self.worker = worker
+        self.c = c
+        extensions = [ClientPerMessageDeflateFactory()] if worker.compression else None
+        self.proto = ClientProtocol(parse_uri(url), extensions=extensions, max_size=2**24)
+        self.transport: asyncio.Transport | None = None
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.heartbeat: asyncio.TimerHandle | None = None
+        self.interval = 41.25
+        self.fragments: list[bytes] = []
+        self.hello = False
+
+    # --- asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self.proto.send_request(self.proto.connect())
+        self._write_out()
+
+    def data_received(self, data: bytes) -> None:
+        t = time.time()
+        proto = self.proto
+        proto.receive_data(data)
+        for event in proto.events_received():
+            if isinstance(event, Response):
+                if proto.handshake_exc is not None:
+                    if not self.opened.done():
+                        self.opened.set_exception(proto.handshake_exc)
+                elif not self.opened.done():
+                    self.opened.set_result(None)
+                continue
+            opcode = event.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                if event.fin:
+                    self.worker.on_frame(self, event.data, t)
+                else:
+                    self.fragments = [event.data]
+            elif opcode is Opcode.CONT:
+                self.fragments.append(event.data)
+                if event.fin:
+                    frame, self.fragments = b"".join(self.fragments), []
+                    self.worker.on_frame(self, frame, t)
+        self._write_out()
+        if proto.close_expected() and self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.proto.receive_eof()
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(f"closed during handshake: {exc}"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    # --- helpers
+    def _write_out(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        for data in self.proto.data_to_send():
+            if data:
+                transport.write(data)
+            elif transport.can_write_eof():
+                transport.write_eof()
+
+    def send_json(self, payload: Any) -> None:
+        if self.proto.state is State.OPEN:
+            self.proto.send_text(orjson.dumps(payload))
+            self._write_out()
+
+    def start_heartbeats(self, interval: float) -> None:
+        self.interval = interval
+        loop = asyncio.get_running_loop()
+        self.heartbeat = loop.call_later(interval * random.random(), self._beat)
+
+    def _beat(self) -> None:
+        self.send_json({"op": 1, "d": self.c.seq})
+        self.worker.stats["heartbeats"] += 1
+        self.heartbeat = asyncio.get_running_loop().call_later(self.interval, self._beat)
+
+    def close(self, code: int = 1000) -> None:
+        if self.proto.state is State.OPEN:
+            self.proto.send_close(code)
+            self._write_out()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close_code(self) -> int | None:
+        rcvd = self.proto.close_rcvd
+        return rcvd.code if rcvd is not None else None
+
+
+_DISPATCH = b'{"op":0,"s":'
+_MESSAGE_CREATE = b'"t":"MESSAGE_CREATE"'
+_NONCE = b'"nonce":"'
 
 
 class ReceiverWorker:
@@ -126,12 +237,13 @@ class ReceiverWorker:
         compression: bool,
     ) -> None:
         self.pipe = conn
-        self.compression = "deflate" if compression else None
         self.wid = wid
+        self.compression = compression
         self.conns = [_Conn(idx, token) for idx, token in receivers]
         self.gateway_url = gateway_url
         self.guild_id = guild_id
         self.prefix = prefix
+        self.prefix_b = prefix.encode()
         self.connect_sem = asyncio.Semaphore(connect_concurrency)
         self.stopping = asyncio.Event()
         self.ready_event = asyncio.Event()
@@ -183,7 +295,7 @@ class ReceiverWorker:
         snap = dict(self.stats)
         snap["close_codes"] = dict(self.stats["close_codes"])
         snap["errors"] = list(self.stats["errors"])
-        snap["connected"] = sum(1 for c in self.conns if c.ws is not None)
+        snap["connected"] = sum(1 for c in self.conns if c.gateway is not None)
         snap["cpu_s"] = time.process_time()
         return snap
 
@@ -221,18 +333,97 @@ class ReceiverWorker:
         if self.n_done >= len(self.conns):
             self.ready_event.set()
 
-    async def _heartbeat(self, ws: ClientConnection, c: _Conn, interval: float) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await asyncio.sleep(interval * random.random())
-            while True:
-                await ws.send(orjson.dumps({"op": 1, "d": c.seq}).decode())
-                self.stats["heartbeats"] += 1
-                await asyncio.sleep(interval)
+    def on_frame(self, gw: _Gateway, raw: bytes, t: float) -> None:
+        """One gateway frame. MESSAGE_CREATE takes a fast path: the relay frames
+        dispatches as ``{"op":0,"s":N,"t":"...","d":...}``, so the sequence number and
+        the nonce are sliced out without decoding the message; anything else is parsed."""
+        stats, c = self.stats, gw.c
+        stats["frames"] += 1
+        stats["bytes"] += len(raw)
+        if raw.startswith(_DISPATCH):
+            comma = raw.find(b",", 12)
+            if raw.startswith(_MESSAGE_CREATE, comma + 1):
+                k = raw.find(_NONCE)
+                if k > 0:
+                    end = raw.find(b'"', k + 9)
+                    parts = raw[k + 9 : end].split(b".")
+                    c.seq = int(raw[12:comma])
+                    stats["message_creates"] += 1
+                    if len(parts) == 3 and parts[0] == self.prefix_b:
+                        self.r_idx.append(c.idx)
+                        self.r_run.append(int(parts[1]))
+                        self.r_seq.append(int(parts[2]))
+                        self.r_t.append(t)
+                    else:
+                        stats["foreign_messages"] += 1
+                    return
+        msg = orjson.loads(raw)
+        s = msg.get("s")
+        if s is not None:
+            c.seq = s
+        op = msg.get("op")
+        if op == 0:
+            name = msg.get("t")
+            d = msg.get("d") or {}
+            if name == "MESSAGE_CREATE":
+                stats["message_creates"] += 1
+                nonce = d.get("nonce")
+                if not isinstance(nonce, str):
+                    content = d.get("content") or ""
+                    nonce = content[1 : content.find("]")] if content[:1] == "[" else ""
+                parts_s = nonce.split(".")
+                if len(parts_s) != 3 or parts_s[0] != self.prefix:
+                    stats["foreign_messages"] += 1
+                    return
+                self.r_idx.append(c.idx)
+                self.r_run.append(int(parts_s[1]))
+                self.r_seq.append(int(parts_s[2]))
+                self.r_t.append(t)
+            elif name == "READY":
+                c.session_id = d.get("session_id")
+                c.resume_url = d.get("resume_gateway_url")
+                # wait for our guild's GUILD_CREATE, but not forever
+                asyncio.get_running_loop().call_later(5.0, self._mark_ready, c)
+            elif name == "GUILD_CREATE":
+                if d.get("id") == self.guild_id:
+                    self._mark_ready(c)
+            elif name == "RESUMED":
+                stats["resumed"] += 1
+        elif op == 10:
+            if not gw.hello:
+                gw.hello = True
+                gw.start_heartbeats(float(msg["d"]["heartbeat_interval"]) / 1000.0)
+                if c.session_id is not None:
+                    stats["resume"] += 1
+                    payload = {"token": c.token, "session_id": c.session_id, "seq": c.seq}
+                    gw.send_json({"op": 6, "d": payload})
+                else:
+                    stats["identify"] += 1
+                    identify = {
+                        "token": c.token,
+                        "intents": INTENTS,
+                        "properties": {"os": "linux", "browser": "bench", "device": "bench"},
+                    }
+                    gw.send_json({"op": 2, "d": identify})
+        elif op == 11:
+            stats["heartbeat_acks"] += 1
+        elif op == 1:
+            gw.send_json({"op": 1, "d": c.seq})
+            stats["heartbeats"] += 1
+        elif op == 7:
+            stats["reconnect_requests"] += 1
+            gw.close(4000)
+        elif op == 9:
+            stats["invalid_sessions"] += 1
+            if not msg.get("d"):
+                c.session_id = None
+                c.seq = None
+            gw.close(4000)
 
     async def _session(self, c: _Conn) -> None:
         """One gateway connection's life, reconnecting/resuming a bounded number of times."""
-        attempts = 0
         loop = asyncio.get_running_loop()
+        attempts = 0
         while not self.stopping.is_set():
             attempts += 1
             if attempts > (5 if not c.ready else 50):
@@ -242,118 +433,46 @@ class ReceiverWorker:
                 self._error(f"receiver {c.idx}: gave up after {attempts - 1} connections")
                 return
             url = self._url(c.resume_url if (c.session_id and c.resume_url) else self.gateway_url)
-            hb: asyncio.Task[None] | None = None
+            uri = parse_uri(url)
+            gw: _Gateway | None = None
             try:
                 async with self.connect_sem:
-                    ws = await connect(
-                        url,
-                        compression=self.compression,
-                        max_size=2**24,
-                        max_queue=4096,
-                        ping_interval=None,
-                        open_timeout=30,
-                        close_timeout=2,
+                    _, gw = await asyncio.wait_for(
+                        loop.create_connection(
+                            lambda u=url: _Gateway(self, c, u), uri.host, uri.port
+                        ),
+                        30,
                     )
+                    c.gateway = gw
+                    await asyncio.wait_for(asyncio.shield(gw.opened), 30)
                     self.stats["connects"] += 1
-                    c.ws = ws
-                    hello = orjson.loads(await asyncio.wait_for(ws.recv(decode=False), 30))
-                    if hello.get("op") != 10:
-                        raise RuntimeError(f"expected HELLO, got {str(hello)[:200]}")
-                    interval = float(hello["d"]["heartbeat_interval"]) / 1000.0
-                    if c.session_id is not None:
-                        self.stats["resume"] += 1
-                        payload = {"token": c.token, "session_id": c.session_id, "seq": c.seq}
-                        await ws.send(orjson.dumps({"op": 6, "d": payload}).decode())
-                    else:
-                        self.stats["identify"] += 1
-                        identify = {
-                            "token": c.token,
-                            "intents": INTENTS,
-                            "properties": {"os": "linux", "browser": "bench", "device": "bench"},
-                        }
-                        await ws.send(orjson.dumps({"op": 2, "d": identify}).decode())
-                hb = asyncio.create_task(self._heartbeat(ws, c, interval))
-                await self._read(ws, c, loop)
-            except ConnectionClosed as exc:
-                code = exc.rcvd.code if exc.rcvd is not None else None
+                stop = asyncio.ensure_future(self.stopping.wait())
+                await asyncio.wait([gw.closed, stop], return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                code = gw.close_code()
+                if not gw.closed.done():  # stopping: close politely, then hang up
+                    gw.close(1000)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(gw.closed), 2)
+                    gw.abort()
+                    return
                 codes: dict[str, int] = self.stats["close_codes"]
                 codes[str(code)] = codes.get(str(code), 0) + 1
                 if code in (4004, 4010, 4011, 4012, 4013, 4014):
-                    self._error(f"receiver {c.idx}: fatal close {code} {exc.rcvd}")
+                    self._error(f"receiver {c.idx}: fatal close {code}")
                     attempts = 10**6
                 elif code in (4007, 4009):
                     c.session_id = None
-            except (OSError, TimeoutError, InvalidHandshake, RuntimeError, KeyError) as exc:
+            except (OSError, TimeoutError, InvalidHandshake, ConnectionError) as exc:
                 self._error(f"receiver {c.idx}: {type(exc).__name__}: {exc}"[:300])
+                if gw is not None:
+                    gw.abort()
             finally:
-                if hb is not None:
-                    hb.cancel()
-                ws_, c.ws = c.ws, None
-                if ws_ is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(ws_.close(), 3)
+                c.gateway = None
             if self.stopping.is_set():
                 return
             self.stats["disconnects"] += 1
             await asyncio.sleep(min(5.0, 0.25 * attempts) * (0.5 + random.random()))
-
-    async def _read(self, ws: ClientConnection, c: _Conn, loop: asyncio.AbstractEventLoop) -> None:
-        prefix, stats = self.prefix, self.stats
-        while True:
-            raw = await ws.recv(decode=False)
-            t = time.time()
-            stats["frames"] += 1
-            stats["bytes"] += len(raw)
-            msg = orjson.loads(raw)
-            s = msg.get("s")
-            if s is not None:
-                c.seq = s
-            op = msg.get("op")
-            if op == 0:
-                name = msg.get("t")
-                d = msg.get("d") or {}
-                if name == "MESSAGE_CREATE":
-                    stats["message_creates"] += 1
-                    nonce = d.get("nonce")
-                    if not isinstance(nonce, str):
-                        content = d.get("content") or ""
-                        nonce = content[1 : content.find("]")] if content[:1] == "[" else ""
-                    parts = nonce.split(".")
-                    if len(parts) != 3 or parts[0] != prefix:
-                        stats["foreign_messages"] += 1
-                        continue
-                    self.r_idx.append(c.idx)
-                    self.r_run.append(int(parts[1]))
-                    self.r_seq.append(int(parts[2]))
-                    self.r_t.append(t)
-                elif name == "READY":
-                    c.session_id = d.get("session_id")
-                    c.resume_url = d.get("resume_gateway_url")
-                    # wait for our guild's GUILD_CREATE, but not forever
-                    loop.call_later(5.0, self._mark_ready, c)
-                    guilds = d.get("guilds") or []
-                    if any(g.get("id") == self.guild_id and "name" in g for g in guilds):
-                        self._mark_ready(c)
-                elif name == "GUILD_CREATE":
-                    if d.get("id") == self.guild_id:
-                        self._mark_ready(c)
-                elif name == "RESUMED":
-                    stats["resumed"] += 1
-            elif op == 11:
-                stats["heartbeat_acks"] += 1
-            elif op == 1:
-                await ws.send(orjson.dumps({"op": 1, "d": c.seq}).decode())
-                stats["heartbeats"] += 1
-            elif op == 7:
-                stats["reconnect_requests"] += 1
-                return
-            elif op == 9:
-                stats["invalid_sessions"] += 1
-                if not msg.get("d"):
-                    c.session_id = None
-                    c.seq = None
-                await asyncio.sleep(1.0 + random.random())
-                return
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -372,9 +491,9 @@ class ReceiverWorker:
         self._send(("ready", self.wid, ok, len(self.conns) - ok, self._snapshot()))
         await wait_stop
         self._flush()
+        await asyncio.wait(tasks, timeout=8)
         for t in tasks:
             t.cancel()
-        await asyncio.wait(tasks, timeout=8)
         flusher.cancel()
         loop.remove_reader(self.pipe.fileno())
 
@@ -683,6 +802,90 @@ class Api:
         return orjson.loads(r.content) if r.content else None
 
 
+class Poster:
+    """Minimal keep-alive HTTP/1.1 client for the sender's POSTs: httpx costs several
+    times more CPU per request, and the load generator shares the machine with the relay."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        url = httpx.URL(base_url)
+        self.host = url.host
+        self.port = url.port or 80
+        self.host_header = f"{self.host}:{self.port}".encode()
+        self.token = token.encode()
+        # idle keep-alive connections and when each was last used (uvicorn drops idle
+        # connections after 5 s, so older ones are not reused)
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+        self.limited = 0
+        self.limited_wait = 0.0
+
+    async def _exchange(self, path: bytes, body: bytes) -> tuple[int, bytes, dict[bytes, bytes]]:
+        reader = writer = None
+        while self.idle:
+            r, w, used = self.idle.pop()
+            if time.monotonic() - used < 3.0 and not w.is_closing():
+                reader, writer = r, w
+                break
+            w.close()
+        if reader is None or writer is None:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            writer.write(
+                b"POST %b HTTP/1.1\r\nHost: %b\r\nAuthorization: %b\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
+                % (path, self.host_header, self.token, len(body), body)
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            status = int(lines[0].split(b" ", 2)[1])
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(b":")
+                if name:
+                    headers[name.strip().lower()] = value.strip()
+            if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+                chunks = []
+                while True:
+                    size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                    chunk = await reader.readexactly(size + 2)
+                    if size == 0:
+                        break
+                    chunks.append(chunk[:-2])
+                content = b"".join(chunks)
+            else:
+                content = await reader.readexactly(int(headers.get(b"content-length", b"0")))
+        except BaseException:
+            writer.close()
+            raise
+        if headers.get(b"connection", b"").lower() == b"close":
+            writer.close()
+        else:
+            self.idle.append((reader, writer, time.monotonic()))
+        return status, content, headers
+
+    async def post(self, path: str, body: bytes, *, max_429: int = 50) -> tuple[int, bytes]:
+        """POST, sleeping out and retrying 429s (counted); other statuses are returned."""
+        raw_path = path.encode()
+        for _ in range(max_429 + 1):
+            status, content, headers = await self._exchange(raw_path, body)
+            if status != 429:
+                return status, content
+            wait = 1.0
+            with contextlib.suppress(Exception):
+                wait = float(orjson.loads(content)["retry_after"])
+            if b"retry-after" in headers and not content:
+                with contextlib.suppress(ValueError):
+                    wait = float(headers[b"retry-after"])
+            self.limited += 1
+            self.limited_wait += max(0.0, wait)
+            await asyncio.sleep(max(0.0, wait) + 0.001)
+        raise RateLimitError(f"POST {path}: still rate limited after {max_429} retries")
+
+    def close(self) -> None:
+        for _, writer, _ in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
 def _rand(n: int) -> str:
     return "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(n))
 
@@ -693,6 +896,7 @@ class Bench:
         self.pool = pool
         self.prefix = "b" + _rand(5)
         self.api: Api | None = None
+        self.poster: Poster | None = None
         self.relay_pid: int | None = None
         self.sampler: _relay.TreeSampler | None = None
         self.sender_token = ""
@@ -705,13 +909,22 @@ class Bench:
     def relay_cpu(self) -> float:
         return self.sampler.cpu_seconds() if self.sampler is not None else math.nan
 
-    def gen_cpu(self) -> float:
-        total = 0.0
+    def gen_cpu(self) -> list[float]:
+        """CPU seconds of the sender process, then of each receiver worker."""
+        out = []
         for pid in [os.getpid(), *self.pool.pids()]:
-            with contextlib.suppress(psutil.Error):
+            try:
                 t = psutil.Process(pid).cpu_times()
-                total += t.user + t.system
-        return total
+                out.append(t.user + t.system)
+            except psutil.Error:
+                out.append(0.0)
+        return out
+
+    @staticmethod
+    def machine_busy() -> float:
+        """CPU-seconds all processes on the machine have used (every core)."""
+        t = psutil.cpu_times()
+        return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
     async def quiesce(self, max_s: float = 20.0, below: float = 0.10) -> None:
         """Wait until the relay idles (< ``below`` of a core for two 0.5 s windows)."""
@@ -744,6 +957,7 @@ class Bench:
         t0 = time.monotonic()
         sess = _rand(5)
         self.sender_token = await register(f"bench{sess}_s")
+        self.poster = Poster(a.url, self.sender_token)
         tokens = await asyncio.gather(
             *(register(f"bench{sess}_r{i:04d}") for i in range(a.receivers))
         )
@@ -794,7 +1008,9 @@ class Bench:
             log(f"  receiver error: {e}")
         if ok < a.receivers:
             raise RuntimeError(f"only {ok} of {a.receivers} receivers got READY")
+        ready_bytes = sum(int(s.get("bytes", 0)) for _, _, s in self.pool.ready.values())
         self.results["setup"] = {
+            "ready_kb_per_receiver": ready_bytes / 1024 / max(1, ok),
             "register_s": t_reg,
             "join_s": t_join,
             "gateway_connect_s": t_conn,
@@ -812,8 +1028,8 @@ class Bench:
         max_secs: float | None = None,
         drain_max: float = 10.0,
     ) -> dict[str, Any]:
-        api = self.api
-        assert api is not None
+        poster = self.poster
+        assert poster is not None
         self.run_seq += 1
         n_recv = self.args.receivers
         run = Run(self.run_seq, label, rate, n_recv)
@@ -821,22 +1037,22 @@ class Bench:
         self.pool.run = run
         send_lat: list[float] = []
         send_errors: list[str] = []
-        limited0, waited0 = api.limited, api.limited_wait
-        path = f"/channels/{self.channel_id}/messages"
+        limited0, waited0 = poster.limited, poster.limited_wait
+        path = f"/api/v10/channels/{self.channel_id}/messages"
         sem = asyncio.Semaphore(inflight)
         tasks: set[asyncio.Task[None]] = set()
 
         async def one(seq: int) -> None:
             nonce = f"{self.prefix}.{run.run_id}.{seq}"
-            body = {"content": f"[{nonce}] {FILLER}", "nonce": nonce}
+            body = orjson.dumps({"content": f"[{nonce}] {FILLER}", "nonce": nonce})
             t0 = run.t_send[seq]
             try:
-                r = await api.request("POST", path, self.sender_token, body)
-                if 200 <= r.status_code < 300:
+                status, content = await poster.post(path, body)
+                if 200 <= status < 300:
                     send_lat.append(time.time() - t0)
                     run.accepted += 1
                 else:
-                    send_errors.append(f"HTTP {r.status_code}: {r.text[:200]}")
+                    send_errors.append(f"HTTP {status}: {content[:200]!r}")
             except Exception as exc:
                 send_errors.append(f"{type(exc).__name__}: {exc}"[:300])
             finally:
@@ -844,7 +1060,7 @@ class Bench:
 
         if self.sampler is not None:
             self.sampler.reset_window()
-        c0, g0 = self.relay_cpu(), self.gen_cpu()
+        c0, g0, m0 = self.relay_cpu(), self.gen_cpu(), self.machine_busy()
         start = time.time()
         sent = 0
         for i in range(count):
@@ -875,7 +1091,8 @@ class Bench:
         stats1 = await self.pool.flush()
         self.pool.run = None
         t_end = time.time()
-        c1, g1 = self.relay_cpu(), self.gen_cpu()
+        c1, g1, m1 = self.relay_cpu(), self.gen_cpu(), self.machine_busy()
+        gen_each = [(b - a) / max(1e-9, t_end - start) for a, b in zip(g0, g1, strict=False)]
         delivered = len(run.seen)
         missing = max(0, expected - delivered)
         lat = sorted(run.lat)
@@ -915,8 +1132,8 @@ class Bench:
             "achieved_rate": achieved,
             "send_errors": len(send_errors),
             "send_error_examples": send_errors[:3],
-            "rate_limited": api.limited - limited0,
-            "rate_limited_wait_s": api.limited_wait - waited0,
+            "rate_limited": poster.limited - limited0,
+            "rate_limited_wait_s": poster.limited_wait - waited0,
             "send_p50_ms": 1000 * pct(sl, 50),
             "send_p99_ms": 1000 * pct(sl, 99),
             "expected": expected,
@@ -932,7 +1149,10 @@ class Bench:
             "wall_s": wall,
             "relay_cpu_util": (c1 - c0) / wall,
             "relay_cpu_s_per_1k": 1000 * (c1 - c0) / max(1, delivered),
-            "gen_cpu_util": (g1 - g0) / wall,
+            "gen_cpu_util": sum(gen_each),
+            "gen_cpu_util_each": gen_each,
+            # whatever else ran on the machine meanwhile (other benches, test suites...)
+            "other_cpu_util": max(0.0, (m1 - m0 - (c1 - c0) - (sum(g1) - sum(g0))) / wall),
             "relay_rss_peak_mb": (self.sampler.window_peak / 2**20) if self.sampler else math.nan,
             "disconnects": delta("disconnects"),
             "resumes": delta("resume"),
@@ -944,7 +1164,9 @@ class Bench:
             f"send p50={res['send_p50_ms']:.1f}ms p99={res['send_p99_ms']:.1f}ms | "
             f"fan-out p50={fmt_s(res['lat_p50'])} p99={fmt_s(res['lat_p99'])} "
             f"missing={missing} | {res['deliveries_per_s']:.0f} deliv/s | "
-            f"relay {100 * res['relay_cpu_util']:.0f}% gen {100 * res['gen_cpu_util']:.0f}% "
+            f"relay {100 * res['relay_cpu_util']:.0f}% gen "
+            f"{'+'.join(f'{100 * g:.0f}' for g in gen_each)}% "
+            f"other {100 * res['other_cpu_util']:.0f}% "
             f"{res['relay_rss_peak_mb']:.0f} MB"
         )
         if send_errors:
@@ -1069,14 +1291,16 @@ def report(args: argparse.Namespace, bench: Bench, relay_info: dict[str, Any]) -
     if s:
         p(
             f"setup: registered {s['users']} users in {s['register_s']:.1f}s, joined in "
-            f"{s['join_s']:.1f}s, gateway READY for all in {s['gateway_connect_s']:.1f}s"
+            f"{s['join_s']:.1f}s, gateway READY for all in {s['gateway_connect_s']:.1f}s "
+            f"({s['ready_kb_per_receiver']:.0f} KB of READY+GUILD_CREATE each)"
         )
     if "relay_rss_idle_mb" in res:
         p(f"relay RSS with all {n} receivers connected: {res['relay_rss_idle_mb']:.0f} MB")
     p("-" * 100)
     hdr = (
         f"{'run':<8}{'msg/s':>7}{'ach':>8}{'deliv/s':>10}{'p50':>9}{'p95':>9}{'p99':>9}"
-        f"{'max':>9}{'miss':>6}{'429':>5}{'relay':>7}{'ms/1k':>7}{'gen':>6}{'RSS MB':>8}"
+        f"{'max':>9}{'miss':>6}{'429':>5}{'relay':>7}{'ms/1k':>7}{'gen':>6}{'other':>7}"
+        f"{'RSS MB':>8}"
         f"{'sendp99':>9}{'pass':>6}"
     )
 
@@ -1088,7 +1312,8 @@ def report(args: argparse.Namespace, bench: Bench, relay_info: dict[str, Any]) -
             f"{fmt_s(r['lat_p50']):>9}{fmt_s(r['lat_p95']):>9}{fmt_s(r['lat_p99']):>9}"
             f"{fmt_s(r['lat_max']):>9}{r['missing']:>6}{r['rate_limited']:>5}"
             f"{100 * r['relay_cpu_util']:>6.0f}%{1000 * r['relay_cpu_s_per_1k']:>7.0f}"
-            f"{100 * r['gen_cpu_util']:>5.0f}%{r['relay_rss_peak_mb']:>8.0f}"
+            f"{100 * r['gen_cpu_util']:>5.0f}%{100 * r.get('other_cpu_util', 0.0):>6.0f}%"
+            f"{r['relay_rss_peak_mb']:>8.0f}"
             f"{r['send_p99_ms']:>7.0f}ms{passed:>6}"
         )
 
@@ -1108,7 +1333,8 @@ def report(args: argparse.Namespace, bench: Bench, relay_info: dict[str, Any]) -
     )
     p(
         "relay = relay CPU (% of one core); ms/1k = relay CPU-ms per 1000 deliveries; "
-        "gen = load generator CPU; RSS = relay tree peak"
+        "gen = load generator CPU (sender + receiver processes); other = the rest of the "
+        "machine (should be ~0); RSS = relay tree peak"
     )
     p("-" * 100)
     bn, base = baseline_for(n)
@@ -1162,9 +1388,11 @@ def report(args: argparse.Namespace, bench: Bench, relay_info: dict[str, Any]) -
     if not math.isnan(peak):
         lo, hi = base["rss_mb"]
         idle = res.get("relay_rss_idle_mb", math.nan)
+        ratio = lo / peak
+        how = f"{ratio:.1f}x smaller" if ratio >= 1 else f"{1 / ratio:.1f}x larger"
         p(
             f"  relay RSS: {idle:.0f} MB with receivers connected, peak {peak:.0f} MB over the "
-            f"bench vs Synapse {lo:g}-{hi:g} MB connected -> {lo / peak:.1f}x smaller at peak"
+            f"bench vs Synapse {lo:g}-{hi:g} MB connected -> {how} at peak"
         )
     else:
         p("  relay RSS: not sampled (relay pid unknown: pass --relay-pid)")
@@ -1251,6 +1479,8 @@ async def amain(args: argparse.Namespace, bench: Bench) -> None:
     finally:
         if bench.api is not None:
             await bench.api.close()
+        if bench.poster is not None:
+            bench.poster.close()
 
 
 def _sigterm(signum: int, frame: object) -> None:

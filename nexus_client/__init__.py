@@ -1,0 +1,43 @@
+"""Nexus's headless client and Python SDK: REST, the gateway with resume, an encrypted
+local store and an offline outbox. It never imports Qt."""
+
+from nexus_protocol.gateway import Intents
+
+from ._client import Client
+from ._exceptions import (
+    BadRequest,
+    ConnectionLost,
+    Forbidden,
+    GatewayError,
+    HTTPError,
+    InvalidInput,
+    NexusError,
+    NoKeyAvailable,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServerError,
+    StoreError,
+    StoreLocked,
+    Unauthorized,
+)
+
+__all__ = [
+    "BadRequest",
+    "Client",
+    "ConnectionLost",
+    "Forbidden",
+    "GatewayError",
+    "HTTPError",
+    "Intents",
+    "InvalidInput",
+    "NexusError",
+    "NoKeyAvailable",
+    "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "ServerError",
+    "StoreError",
+    "StoreLocked",
+    "Unauthorized",
+]

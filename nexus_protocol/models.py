@@ -213,11 +213,28 @@ class Message(Model):
     referenced_message: Message | None = None
 
 
+class PartialGuild(Model):
+    """What an invite shows of a community before joining it."""
+
+    id: Snowflake
+    name: str
+    icon: str | None = None
+    banner: str | None = None
+    description: str | None = None
+    features: list[str] = []
+
+
+class PartialChannel(Model):
+    id: Snowflake
+    name: str | None = None
+    type: ChannelType
+
+
 class Invite(Model):
     code: str
     type: int = 0
-    guild: Guild | None = None
-    channel: Channel | None = None
+    guild: PartialGuild | None = None
+    channel: PartialChannel | None = None
     inviter: User | None = None
     uses: int | None = None
     max_uses: int | None = None

@@ -331,7 +331,10 @@ class ServerSession:
         self._session_id: str | None = None
         self._ended = False
         self._seq = 0
-        self._replay: deque[tuple[int, bytes]] = deque()
+        # (seq, event name, data): ``data`` is the one encoded payload that every
+        # session receiving the event shares, so a replay entry costs a few dozen
+        # bytes, not a copy of the frame. Frames are rebuilt on resume.
+        self._replay: deque[tuple[int, bytes, bytes]] = deque()
         self._replay_bytes = 0
         self._evicted_through = 0  # seq of the newest frame evicted
 
@@ -485,16 +488,17 @@ class ServerSession:
 
     def _frame(self, event: bytes, data: bytes, *, replayable: bool) -> bytes:
         self._seq += 1
-        frame = b'{"op":0,"s":%d,"t":"%b","d":%b}' % (self._seq, event, data)
+        frame = _build_frame(self._seq, event, data)
         if replayable:
-            self._replay.append((self._seq, frame))
+            self._replay.append((self._seq, event, data))
             self._replay_bytes += len(frame)
             while self._replay and (
                 len(self._replay) > self._replay_limit
                 or self._replay_bytes > self._replay_bytes_limit
             ):
-                self._evicted_through, evicted = self._replay.popleft()
-                self._replay_bytes -= len(evicted)
+                number, old_event, old_data = self._replay.popleft()
+                self._evicted_through = number
+                self._replay_bytes -= _frame_length(number, old_event, old_data)
         return frame
 
     def frames_since(self, seq: int) -> list[bytes] | None:
@@ -504,7 +508,11 @@ class ServerSession:
             return None
         if seq > self._seq or seq < self._evicted_through:
             return None
-        return [frame for number, frame in self._replay if number > seq]
+        return [
+            _build_frame(number, event, data)
+            for number, event, data in self._replay
+            if number > seq
+        ]
 
     # control frames
 
@@ -542,6 +550,15 @@ class ServerSession:
         if conn is None or conn.last_beat is None:
             return False
         return now - conn.last_beat > conn.heartbeat_interval_ms * 1.5 / 1000 + 5.0
+
+
+def _build_frame(seq: int, event: bytes, data: bytes) -> bytes:
+    return b'{"op":0,"s":%d,"t":"%b","d":%b}' % (seq, event, data)
+
+
+def _frame_length(seq: int, event: bytes, data: bytes) -> int:
+    # len(_build_frame(...)) without building it: 25 bytes of fixed text.
+    return 25 + len(str(seq)) + len(event) + len(data)
 
 
 def _parse_identify(payload: Mapping[str, object]) -> Identify:

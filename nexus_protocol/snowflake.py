@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 EPOCH_MS: Final = 1_420_070_400_000
@@ -19,6 +19,7 @@ SEQUENCE_BITS: Final = 12
 MAX_WORKER: Final = (1 << WORKER_BITS) - 1
 MAX_SEQUENCE: Final = (1 << SEQUENCE_BITS) - 1
 MAX_SNOWFLAKE: Final = (1 << 63) - 1
+_UNIX_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SnowflakeGenerator:
@@ -55,12 +56,13 @@ class SnowflakeGenerator:
 def snowflake_time(snowflake: int) -> datetime:
     """When an id was made."""
     ms = (snowflake >> (WORKER_BITS + SEQUENCE_BITS)) + EPOCH_MS
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    # Integer arithmetic: a float of milliseconds loses the last one past 2038.
+    return _UNIX_EPOCH + timedelta(milliseconds=ms)
 
 
 def snowflake_at(moment: datetime) -> int:
     """The lowest id made at ``moment``: a bound for ``before``/``after`` queries."""
-    ms = int(moment.timestamp() * 1000)
+    ms = (moment - _UNIX_EPOCH) // timedelta(milliseconds=1)
     return max(0, (ms - EPOCH_MS) << (WORKER_BITS + SEQUENCE_BITS))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -90,10 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         ws_max_size=64 * 1024,
         lifespan="on",
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(uvicorn.Server(config).serve())
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

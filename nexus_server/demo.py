@@ -13,9 +13,19 @@ from .relay import Relay
 DEMO_OWNER = "nexus_host"
 
 
+def _read_secret(path: Path) -> str | None:
+    return path.read_text().strip() if path.exists() else None
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(secret)
+    path.chmod(0o600)
+
+
 async def _owner_token(relay: Relay, secret_file: Path) -> str | None:
-    if secret_file.exists():
-        password = secret_file.read_text().strip()
+    password = _read_secret(secret_file)
+    if password is not None:
         token, _ = await relay.accounts.do_login(LoginBody(login=DEMO_OWNER, password=password))
         return token
     password = secrets.token_urlsafe(18)
@@ -25,9 +35,7 @@ async def _owner_token(relay: Relay, secret_file: Path) -> str | None:
         )
     except ApiError:
         return None
-    secret_file.parent.mkdir(parents=True, exist_ok=True)
-    secret_file.write_text(password)
-    secret_file.chmod(0o600)
+    _write_secret(secret_file, password)
     return token
 
 

@@ -39,10 +39,10 @@ log = logging.getLogger(__name__)
 
 # Discord's published limits for the routes people hit hardest.
 ROUTE_LIMITS = {
-    "POST /api/v10/channels/{channel_id}/messages": Limit(5, 5.0),
-    "POST /api/v10/auth/register": Limit(5, 60.0),
-    "POST /api/v10/auth/login": Limit(10, 60.0),
-    "POST /api/v10/channels/{channel_id}/typing": Limit(5, 5.0),
+    "POST /channels/{channel_id}/messages": Limit(5, 5.0),
+    "POST /auth/register": Limit(5, 60.0),
+    "POST /auth/login": Limit(10, 60.0),
+    "POST /channels/{channel_id}/typing": Limit(5, 5.0),
 }
 
 
@@ -106,7 +106,9 @@ class Relay:
             now = time.monotonic()
             for connection in self.hub.live_connections():
                 connection.check_heartbeat(now)
-            self.hub.expire_detached(now)
+            for entry in self.hub.expire_detached(now):
+                if not self.hub.has_sessions(entry.user_id):
+                    await self.presence.do_disconnect(entry.user_id)
 
     # Gateway payloads -------------------------------------------------------------------
 

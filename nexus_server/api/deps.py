@@ -37,7 +37,7 @@ async def authenticated(request: Request, response: Response) -> Principal:
     relay = relay_of(request)
     principal = await relay.accounts.authenticate(token)
     route = request.scope.get("route")
-    template = getattr(route, "path", request.url.path)
+    template = str(getattr(route, "path", request.url.path)).removeprefix("/api/v10")
     grant = relay.rate_limits.check(principal.user_id, f"{request.method} {template}")
     response.headers["X-RateLimit-Limit"] = str(grant.limit)
     response.headers["X-RateLimit-Remaining"] = str(grant.remaining)

@@ -204,7 +204,9 @@ class GatewayConnection:
             entry.detached_at = time.monotonic()
             if not entry.session.detached:
                 self._relay.hub.forget(entry)
-            if not self._relay.hub.user_online(entry.user_id):
+            # A dropped socket that may still resume keeps the user online; they go
+            # offline when their last session ends or expires (see Relay).
+            if not self._relay.hub.has_sessions(entry.user_id):
                 await self._relay.presence.do_disconnect(entry.user_id)
 
     def check_heartbeat(self, now: float) -> None:

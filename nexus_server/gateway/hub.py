@@ -85,8 +85,9 @@ class GatewayHub:
             if entry.connection is not None
         ]
 
-    def user_online(self, user_id: int) -> bool:
-        return any(e.connection is not None for e in self._by_user.get(user_id, ()))
+    def has_sessions(self, user_id: int) -> bool:
+        """Whether the user has a live session here, or one that may still resume."""
+        return bool(self._by_user.get(user_id))
 
     def expire_detached(self, now: float | None = None) -> list[SessionEntry]:
         now = time.monotonic() if now is None else now

@@ -7,7 +7,7 @@ from typing import Any
 
 from nexus_protocol.errors import ErrorCode
 from nexus_protocol.models import ChannelType
-from nexus_protocol.permissions import Overwrite, OverwriteType, Permissions
+from nexus_protocol.permissions import NONE, Overwrite, OverwriteType, Permissions
 from nexus_protocol.requests import CreateChannelBody
 
 from ..errors import BadRequest, InvalidForm, unknown
@@ -37,7 +37,7 @@ class ChannelService:
         return channel
 
     async def check_channel(
-        self, principal: Principal, channel_id: int, needed: Permissions = Permissions(0)
+        self, principal: Principal, channel_id: int, needed: Permissions = NONE
     ) -> tuple[ChannelRecord, GuildSnapshot, Permissions]:
         """The channel, if the caller may see it and holds ``needed`` there."""
         channel = await self.channel(channel_id)

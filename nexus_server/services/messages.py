@@ -138,9 +138,14 @@ class MessageService:
             users = [
                 u for u in users if (parse is not None and "users" in parse) or u in explicit_users
             ]
-        if replied_author is not None and (allowed is None or allowed.replied_user):
-            if replied_author in snapshot.member_roles and replied_author not in users:
-                users.append(replied_author)
+        ping_replied = allowed is None or allowed.replied_user
+        if (
+            replied_author is not None
+            and ping_replied
+            and replied_author in snapshot.member_roles
+            and replied_author not in users
+        ):
+            users.append(replied_author)
         can_everyone = bool(granted & Permissions.MENTION_EVERYONE)
         roles_by_id = {role.id: role for role in snapshot.roles}
         roles = [

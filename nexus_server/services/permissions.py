@@ -12,6 +12,7 @@ import asyncio
 from nexus_protocol.errors import ErrorCode
 from nexus_protocol.permissions import (
     ALL_PERMISSIONS,
+    NONE,
     Permissions,
     base_permissions,
     channel_permissions,
@@ -128,7 +129,7 @@ class PermissionService:
     # Checks that raise ----------------------------------------------------------------
 
     async def check_guild(
-        self, guild_id: int, user_id: int, needed: Permissions = Permissions(0)
+        self, guild_id: int, user_id: int, needed: Permissions = NONE
     ) -> GuildSnapshot:
         snapshot = await self.require_snapshot(guild_id, user_id)
         if needed and (self.guild_permissions(snapshot, user_id) & needed) != needed:
@@ -136,7 +137,7 @@ class PermissionService:
         return snapshot
 
     async def check_channel(
-        self, channel: ChannelRecord, user_id: int, needed: Permissions = Permissions(0)
+        self, channel: ChannelRecord, user_id: int, needed: Permissions = NONE
     ) -> tuple[GuildSnapshot, Permissions]:
         """The member may see ``channel`` (else 404: unseen channels do not exist to them)
         and holds ``needed`` in it (else 403)."""

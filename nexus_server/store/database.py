@@ -3,7 +3,7 @@
 PostgreSQL is reached through asyncpg. SQLite is called directly on the event loop's
 thread: its queries on this schema take tens of microseconds, far less than the
 thread hand-offs an asyncio bridge would add to each statement (measured here:
-3–4 ms per request through aiosqlite, most of it waiting for the hand-offs).
+3 to 4 ms per request through aiosqlite, most of it waiting for the hand-offs).
 SQLite allows one writer at a time; rather than let writers collide and retry on
 SQLITE_BUSY, the relay queues its writes on one asyncio lock and opens them with
 BEGIN IMMEDIATE. Reads run beside them on their own connections (WAL).

@@ -11,15 +11,18 @@ from .harness import RunningRelay, open_clients, postgres_database, start_relay
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def relay(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunningRelay]:
     """A real relay on a loopback port, once on SQLite and once on PostgreSQL."""
+    overrides = {}
+    if request.node.get_closest_marker("no_rate_limits"):
+        overrides["rate_limits"] = False
     if request.param == "sqlite":
-        running = await start_relay(tmp_path)
+        running = await start_relay(tmp_path, **overrides)
         try:
             yield running
         finally:
             await running.stop()
     else:
         async with postgres_database() as url:
-            running = await start_relay(tmp_path, url)
+            running = await start_relay(tmp_path, url, **overrides)
             try:
                 yield running
             finally:

@@ -77,9 +77,10 @@ class RunningRelay:
 async def start_relay(
     data_dir: Path, database_url: str | None = None, **overrides: Any
 ) -> RunningRelay:
+    port = overrides.pop("port", None) or free_port()
     settings = Settings(
         host="127.0.0.1",
-        port=free_port(),
+        port=port,
         data_dir=data_dir,
         database_url=database_url,
         **overrides,
@@ -152,14 +153,14 @@ class Gateway:
             pass
         self.close_code = self.ws.close_code
 
-    async def next_dispatch(self, name: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
+    async def next_dispatch(self, name: str | None = None, within: float = 10.0) -> dict[str, Any]:
         async def wait() -> dict[str, Any]:
             while True:
                 frame = await self.events.get()
                 if frame["op"] == 0 and (name is None or frame["t"] == name):
                     return frame
 
-        return await asyncio.wait_for(wait(), timeout)
+        return await asyncio.wait_for(wait(), within)
 
     async def send(self, payload: dict[str, Any]) -> None:
         await self.ws.send(orjson.dumps(payload).decode())

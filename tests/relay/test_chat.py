@@ -21,7 +21,7 @@ async def test_two_users_chat_in_real_time(relay: RunningRelay) -> None:
     sent = await alice.ok(
         "POST",
         f"/channels/{general}/messages",
-        json={"content": "hello <@%d>" % bob.id, "nonce": "n1"},
+        json={"content": f"hello <@{bob.id}>", "nonce": "n1"},
     )
     event = await bob_gateway.next_dispatch("MESSAGE_CREATE")
     assert event["d"]["id"] == sent["id"]

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
-import orjson
 import pytest
-import websockets
 
 from .harness import RunningRelay, connect_gateway, postgres_database, register, start_relay
 
@@ -23,6 +20,7 @@ async def _community(relay: RunningRelay) -> tuple[object, object, str]:
     return alice, bob, general
 
 
+@pytest.mark.no_rate_limits
 async def test_resume_replays_exactly_the_missed_events_in_order(relay: RunningRelay) -> None:
     alice, bob, general = await _community(relay)
     gateway = await connect_gateway(relay.api, bob.token)

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from nexus_protocol.gateway import Intents
 from nexus_protocol.session import ServerSession
+from nexus_server.events import Event
 from nexus_server.gateway.connection import GatewayConnection
 from nexus_server.gateway.hub import SessionEntry
 from nexus_server.relay import Relay
 from nexus_server.settings import Settings
-from nexus_server.events import Event
 
 
 class StalledSocket:

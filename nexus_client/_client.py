@@ -1,0 +1,390 @@
+"""``Client``: one account on one relay — REST, the gateway, the cache, events, and
+(with a local store) offline history and the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from nexus_protocol.gateway import DEFAULT_INTENTS, Intents
+from nexus_protocol.models import Channel, Guild, Invite, Member, Message, Role, User
+from nexus_protocol.session import Dispatch
+
+from ._cache import ClientCache
+from ._events import EventDispatcher, Handler
+from ._exceptions import BadRequest, ConnectionLost, Forbidden, NexusError, NotFound
+from ._gateway import GatewayLink
+from ._http import HTTPClient
+from .outbox import Outbox, PendingMessage, PermanentFailure
+from .store import LocalStore
+
+log = logging.getLogger(__name__)
+
+H = TypeVar("H", bound=Handler)
+
+
+class Client:
+    """A Nexus account on one relay.
+
+    ``base_url`` is the relay's address (``http://host:port``). Without a ``store`` the
+    client keeps history in memory only and ``send_message`` is unavailable (use
+    ``post_message``); with one, history is cached encrypted on disk and messages sent
+    while offline wait in the outbox and go out exactly once, in order.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        bot: bool = False,
+        intents: Intents = DEFAULT_INTENTS,
+        store: LocalStore | None = None,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self._max_backoff = max_backoff
+        self.http = HTTPClient(base_url, token=token, bot=bot)
+        self.cache = ClientCache()
+        self.events = EventDispatcher()
+        self.store = store
+        self.outbox = Outbox(store) if store is not None else None
+        self._intents = intents
+        self._bot = bool(bot)
+        self._gateway: GatewayLink | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox_wakeup = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self.gateway_error: NexusError | None = None
+
+    # Accounts -----------------------------------------------------------------------------
+
+    async def register(self, username: str, password: str) -> User:
+        body = await self.http.request(
+            "POST", "/auth/register", json={"username": username, "password": password}
+        )
+        self.http.set_token(body["token"])
+        return User.model_validate(body["user"])
+
+    async def login(self, username: str, password: str) -> User:
+        body = await self.http.request(
+            "POST", "/auth/login", json={"login": username, "password": password}
+        )
+        self.http.set_token(body["token"])
+        return User.model_validate(body["user"])
+
+    @property
+    def token(self) -> str | None:
+        return self.http.token
+
+    @property
+    def user(self) -> User | None:
+        return self.cache.user
+
+    # Lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect the gateway and start delivering the outbox; returns once connected."""
+        if self.http.token is None:
+            raise NexusError("log in or register before start()")
+        if self._gateway is not None:
+            return
+        gateway = await self.http.request("GET", "/gateway")
+        self._gateway = GatewayLink(
+            gateway["url"],
+            self.http.token,
+            self._intents,
+            self._on_dispatch,
+            properties={"os": "nexus", "browser": "nexus_client", "device": "nexus_client"},
+            max_backoff=self._max_backoff,
+        )
+        self._spawn(self._run_gateway())
+        if self.outbox is not None:
+            self._spawn(self._run_outbox())
+        await self.wait_until_online()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_gateway(self) -> None:
+        assert self._gateway is not None
+        try:
+            await self._gateway.run()
+        except NexusError as exc:
+            self.gateway_error = exc
+            log.error("gateway stopped: %s", exc)
+        finally:
+            self._stopped.set()
+
+    async def wait_until_online(self, timeout: float = 30.0) -> None:
+        """Wait until the gateway session is established (READY or RESUMED)."""
+        if self._gateway is None:
+            raise NexusError("start() the client first")
+        online = asyncio.create_task(self._gateway.online.wait())
+        stopped = asyncio.create_task(self._stopped.wait())
+        done, pending = await asyncio.wait(
+            {online, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+        if self.gateway_error is not None:
+            raise self.gateway_error
+        if online not in done:
+            raise ConnectionLost(f"the gateway did not come up within {timeout} s")
+
+    @property
+    def online(self) -> bool:
+        return self._gateway is not None and self._gateway.online.is_set()
+
+    async def close(self) -> None:
+        if self._gateway is not None:
+            await self._gateway.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.events.drain()
+        await self.http.close()
+        if self.store is not None:
+            self.store.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    # Events ---------------------------------------------------------------------------------
+
+    def event(self, handler: H) -> H:
+        return self.events.event(handler)
+
+    def listen(self, name: str) -> Callable[[H], H]:
+        return self.events.listen(name)
+
+    async def wait_for(
+        self, name: str, *, check: Callable[..., bool] | None = None, timeout: float | None = None
+    ) -> Any:
+        return await self.events.wait_for(name, check=check, timeout=timeout)
+
+    async def _on_dispatch(self, dispatch: Dispatch) -> None:
+        try:
+            emitted = self.cache.apply(dispatch.event, dispatch.data)
+        except ValueError:
+            log.warning("ignored a malformed %s dispatch", dispatch.event)
+            return
+        self._persist(dispatch.event)
+        if dispatch.event in ("READY", "RESUMED"):
+            self._outbox_wakeup.set()
+        self.events.dispatch("dispatch", dispatch.event, dispatch.data)
+        for name, args in emitted:
+            self.events.dispatch(name, *args)
+
+    def _persist(self, event: str) -> None:
+        """Mirror what changed into the encrypted store, so history shows offline."""
+        store = self.store
+        if store is None:
+            return
+        if event == "GUILD_CREATE" or event.startswith("CHANNEL_"):
+            store.save_guilds([g.wire() for g in self.cache.guilds.values()])
+            for guild_id in self.cache.guilds:
+                store.save_channels(guild_id, [c.wire() for c in self.cache.channels_of(guild_id)])
+
+    # Messages through the outbox ----------------------------------------------------------------
+
+    async def send_message(
+        self, channel_id: int, content: str, *, reply_to: int | None = None
+    ) -> PendingMessage:
+        """Queue a message: written to the encrypted outbox first and returned at once as
+        pending; delivered in order, exactly once, whenever the gateway is up."""
+        if self.outbox is None:
+            raise NexusError("send_message needs a local store; use post_message")
+        pending = self.outbox.enqueue(channel_id, content, reply_to=reply_to)
+        self._outbox_wakeup.set()
+        return pending
+
+    async def _run_outbox(self) -> None:
+        assert self.outbox is not None and self._gateway is not None
+        while True:
+            await self._outbox_wakeup.wait()
+            self._outbox_wakeup.clear()
+            if not self._gateway.online.is_set():
+                continue
+            result = await self.outbox.flush(self._deliver)
+            if self.outbox.has_pending():
+                # A transient failure: try again shortly, or when the gateway returns.
+                await asyncio.sleep(1.0)
+                self._outbox_wakeup.set()
+            del result
+
+    async def _deliver(self, pending: PendingMessage) -> int:
+        try:
+            message = await self.post_message(
+                pending.channel_id, pending.content, nonce=pending.nonce, reply_to=pending.reply_to
+            )
+        except (BadRequest, Forbidden, NotFound) as exc:
+            raise PermanentFailure(str(exc)) from exc
+        self.events.dispatch("outbox_sent", pending, message)
+        return message.id
+
+    # REST ------------------------------------------------------------------------------------
+
+    async def post_message(
+        self,
+        channel_id: int,
+        content: str,
+        *,
+        nonce: str | None = None,
+        reply_to: int | None = None,
+    ) -> Message:
+        """Send now over HTTP (what bots use). A nonce makes retries safe."""
+        body: dict[str, Any] = {"content": content, "nonce": nonce or secrets.token_hex(12)}
+        if reply_to is not None:
+            body["message_reference"] = {"message_id": str(reply_to)}
+        data = await self.http.request(
+            "POST",
+            f"/channels/{channel_id}/messages",
+            json=body,
+            bucket="/channels/{channel_id}/messages",
+        )
+        return Message.model_validate(data)
+
+    async def reply(self, message: Message, content: str) -> Message:
+        return await self.post_message(message.channel_id, content, reply_to=message.id)
+
+    async def edit_message(self, channel_id: int, message_id: int, content: str) -> Message:
+        data = await self.http.request(
+            "PATCH", f"/channels/{channel_id}/messages/{message_id}", json={"content": content}
+        )
+        return Message.model_validate(data)
+
+    async def delete_message(self, channel_id: int, message_id: int) -> None:
+        await self.http.request("DELETE", f"/channels/{channel_id}/messages/{message_id}")
+
+    async def fetch_messages(
+        self,
+        channel_id: int,
+        *,
+        limit: int = 50,
+        before: int | None = None,
+        after: int | None = None,
+    ) -> list[Message]:
+        """History, newest first; also remembered in the cache and the store."""
+        params: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            params["before"] = str(before)
+        if after is not None:
+            params["after"] = str(after)
+        data = await self.http.request("GET", f"/channels/{channel_id}/messages", params=params)
+        messages = [Message.model_validate(m) for m in data]
+        for message in messages:
+            self.cache.remember(message)
+        if self.store is not None:
+            self.store.save_messages(channel_id, [m.wire() for m in messages])
+        return messages
+
+    def cached_messages(self, channel_id: int, limit: int = 50) -> list[Message]:
+        """What is known without the network: memory first, then the encrypted store."""
+        known = self.cache.history(channel_id)
+        if known:
+            return list(reversed(known))[:limit]
+        if self.store is None:
+            return []
+        return [Message.model_validate(m) for m in self.store.messages(channel_id, limit=limit)]
+
+    async def add_reaction(self, channel_id: int, message_id: int, emoji: str) -> None:
+        await self.http.request(
+            "PUT",
+            f"/channels/{channel_id}/messages/{message_id}/reactions/{quote(emoji, safe='')}/@me",
+            bucket="/channels/{channel_id}/messages/{message_id}/reactions",
+        )
+
+    async def remove_reaction(self, channel_id: int, message_id: int, emoji: str) -> None:
+        await self.http.request(
+            "DELETE",
+            f"/channels/{channel_id}/messages/{message_id}/reactions/{quote(emoji, safe='')}/@me",
+            bucket="/channels/{channel_id}/messages/{message_id}/reactions",
+        )
+
+    async def trigger_typing(self, channel_id: int) -> None:
+        await self.http.request("POST", f"/channels/{channel_id}/typing")
+
+    async def ack(self, channel_id: int, message_id: int) -> None:
+        await self.http.request(
+            "POST", f"/channels/{channel_id}/messages/{message_id}/ack", json={}
+        )
+        if self.store is not None:
+            self.store.save_read_state(channel_id, message_id, 0)
+
+    async def fetch_me(self) -> User:
+        return User.model_validate(await self.http.request("GET", "/users/@me"))
+
+    async def edit_profile(self, **changes: Any) -> User:
+        return User.model_validate(await self.http.request("PATCH", "/users/@me", json=changes))
+
+    async def fetch_guilds(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = await self.http.request("GET", "/users/@me/guilds")
+        return data
+
+    async def create_guild(self, name: str) -> Guild:
+        return Guild.model_validate(await self.http.request("POST", "/guilds", json={"name": name}))
+
+    async def fetch_guild(self, guild_id: int) -> Guild:
+        return Guild.model_validate(await self.http.request("GET", f"/guilds/{guild_id}"))
+
+    async def fetch_channels(self, guild_id: int) -> list[Channel]:
+        data = await self.http.request("GET", f"/guilds/{guild_id}/channels")
+        return [Channel.model_validate(c) for c in data]
+
+    async def create_channel(self, guild_id: int, name: str, **fields: Any) -> Channel:
+        data = await self.http.request(
+            "POST", f"/guilds/{guild_id}/channels", json={"name": name, **fields}
+        )
+        return Channel.model_validate(data)
+
+    async def create_role(self, guild_id: int, **fields: Any) -> Role:
+        data = await self.http.request("POST", f"/guilds/{guild_id}/roles", json=fields)
+        return Role.model_validate(data)
+
+    async def fetch_members(
+        self, guild_id: int, *, limit: int = 1000, after: int = 0
+    ) -> list[Member]:
+        data = await self.http.request(
+            "GET", f"/guilds/{guild_id}/members", params={"limit": limit, "after": str(after)}
+        )
+        return [Member.model_validate(m) for m in data]
+
+    async def create_invite(
+        self, channel_id: int, *, max_age: int = 86400, max_uses: int = 0
+    ) -> Invite:
+        data = await self.http.request(
+            "POST",
+            f"/channels/{channel_id}/invites",
+            json={"max_age": max_age, "max_uses": max_uses},
+        )
+        return Invite.model_validate(data)
+
+    async def join(self, invite: str) -> Invite:
+        """Join by invite code or link (``…/invite/CODE``)."""
+        code = invite.rstrip("/").rsplit("/", 1)[-1]
+        return Invite.model_validate(await self.http.request("POST", f"/invites/{code}", json={}))
+
+    async def set_presence(self, status: str) -> None:
+        if self._gateway is not None:
+            import orjson
+
+            await self._gateway.send(
+                orjson.dumps(
+                    {
+                        "op": 3,
+                        "d": {"status": status, "since": None, "afk": False, "activities": []},
+                    }
+                )
+            )

@@ -1,0 +1,116 @@
+"""REST over httpx: authentication, Discord's rate limits honoured, errors converted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import Any
+
+import httpx
+
+from ._exceptions import ConnectionLost, RateLimited, error_for_status
+
+log = logging.getLogger(__name__)
+
+API_PATH = "/api/v10"
+
+
+class HTTPClient:
+    """One relay, one account. Waits out 429s (up to ``max_rate_limit_wait`` seconds per
+    request) and empty buckets before sending, so callers rarely see ``RateLimited``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        bot: bool = False,
+        timeout: float = 30.0,
+        max_rate_limit_wait: float = 60.0,
+        verify: bool | str = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url + API_PATH,
+            timeout=timeout,
+            verify=verify,
+            headers={"User-Agent": "nexus-client (https://nexus.invalid, 0.1)"},
+        )
+        self._max_wait = max_rate_limit_wait
+        # bucket key (method + route) -> monotonic time before which it is empty
+        self._blocked_until: dict[str, float] = {}
+        self._global_until = 0.0
+        self.token: str | None = None
+        if token is not None:
+            self.set_token(token, bot=bot)
+
+    def set_token(self, token: str, *, bot: bool = False) -> None:
+        self.token = token
+        self._http.headers["Authorization"] = f"Bot {token}" if bot else token
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        bucket: str | None = None,
+        reason: str | None = None,
+    ) -> Any:
+        key = f"{method} {bucket or path}"
+        headers = {"X-Audit-Log-Reason": reason} if reason else None
+        waited = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            pause = max(self._blocked_until.get(key, 0.0), self._global_until) - loop.time()
+            if pause > 0:
+                if waited + pause > self._max_wait:
+                    raise RateLimited(pause, is_global=self._global_until > loop.time())
+                waited += pause
+                await asyncio.sleep(pause)
+            try:
+                response = await self._http.request(
+                    method, path, json=json, params=params, headers=headers
+                )
+            except httpx.HTTPError as exc:
+                raise ConnectionLost(f"{method} {path}: {exc}") from exc
+            self._note_bucket(key, response, loop.time())
+            if response.status_code == 429:
+                body = _json_or_none(response)
+                retry_after = float(body.get("retry_after", 1.0)) if isinstance(body, dict) else 1.0
+                is_global = bool(body.get("global")) if isinstance(body, dict) else False
+                # A little jitter keeps many clients from retrying in lockstep.
+                retry_after += secrets.randbelow(50) / 1000
+                if is_global:
+                    self._global_until = loop.time() + retry_after
+                else:
+                    self._blocked_until[key] = loop.time() + retry_after
+                if waited + retry_after > self._max_wait:
+                    raise RateLimited(retry_after, is_global)
+                log.debug("rate limited on %s, waiting %.2f s", key, retry_after)
+                continue
+            if response.status_code >= 400:
+                raise error_for_status(response.status_code, _json_or_none(response))
+            if response.status_code == 204 or not response.content:
+                return None
+            return response.json()
+
+    def _note_bucket(self, key: str, response: httpx.Response, now: float) -> None:
+        remaining = response.headers.get("X-RateLimit-Remaining")
+        reset_after = response.headers.get("X-RateLimit-Reset-After")
+        if remaining == "0" and reset_after:
+            with contextlib.suppress(ValueError):
+                self._blocked_until[key] = now + float(reset_after)
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

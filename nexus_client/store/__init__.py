@@ -1,0 +1,18 @@
+"""The client's local store: one SQLCipher database per account, keyed from the OS
+keyring or a passphrase, holding caches, read states, meta and the offline outbox."""
+
+from ._keys import ScryptParams
+from ._local_store import MESSAGES_PER_CHANNEL, LocalStore, ReadState
+from ._migrations import SCHEMA_VERSION
+from ._outbox_table import KEEP_SENT, OutboxState, PendingMessage
+
+__all__ = [
+    "KEEP_SENT",
+    "MESSAGES_PER_CHANNEL",
+    "SCHEMA_VERSION",
+    "LocalStore",
+    "OutboxState",
+    "PendingMessage",
+    "ReadState",
+    "ScryptParams",
+]

@@ -1,0 +1,75 @@
+"""The local store's schema, as an ordered list of migrations.
+
+Invariants:
+
+- ``PRAGMA user_version`` is the number of migrations applied. Migration ``n`` (1-based)
+  runs in one transaction together with setting ``user_version = n``, so a crash leaves
+  the schema at ``n - 1`` or ``n``, never in between.
+- Migrations are append-only: a released one is never edited, a change is a new one.
+- A store written by a newer Nexus (``user_version`` above what we know) is refused
+  rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .._exceptions import StoreError
+from ._database import Database
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    # 1: caches, read states, key/value meta, the outbox.
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        # ``position`` keeps the order the relay sent; ``data`` is the JSON object.
+        "CREATE TABLE guilds (id INTEGER PRIMARY KEY, position INTEGER NOT NULL,"
+        " data TEXT NOT NULL)",
+        "CREATE TABLE channels (id INTEGER PRIMARY KEY, guild_id INTEGER,"
+        " position INTEGER NOT NULL, data TEXT NOT NULL)",
+        "CREATE INDEX channels_by_guild ON channels (guild_id, position)",
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY, channel_id INTEGER NOT NULL,"
+        " data TEXT NOT NULL)",
+        "CREATE INDEX messages_by_channel ON messages (channel_id, id)",
+        "CREATE TABLE read_states (channel_id INTEGER PRIMARY KEY,"
+        " last_message_id INTEGER, mention_count INTEGER NOT NULL)",
+        # AUTOINCREMENT: a local id is never reused, even after the newest row is pruned,
+        # so local ids order every message ever enqueued.
+        "CREATE TABLE outbox ("
+        " local_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " channel_id INTEGER NOT NULL,"
+        " content TEXT NOT NULL,"
+        " nonce TEXT NOT NULL UNIQUE,"
+        " reply_to INTEGER,"
+        " state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed')),"
+        " message_id INTEGER,"
+        " error TEXT,"
+        " created_at REAL NOT NULL)",
+        "CREATE INDEX outbox_by_state ON outbox (state, local_id)",
+    ),
+)
+
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+def schema_version(database: Database) -> int:
+    row = database.fetchone("PRAGMA user_version")
+    return int(row[0]) if row else 0
+
+
+def migrate(database: Database) -> int:
+    """Bring the schema up to ``SCHEMA_VERSION``; returns how many migrations ran."""
+    current = schema_version(database)
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"the local store {database.path} has schema {current}, newer than this "
+            f"version of Nexus understands ({SCHEMA_VERSION}); update Nexus"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        with database.transaction():
+            if schema_version(database) >= version:
+                continue  # another process sharing the file got here first
+            for statement in MIGRATIONS[version - 1]:
+                database.execute(statement)
+            # A pragma takes no bound parameters; ``version`` is our own int.
+            database.execute(f"PRAGMA user_version = {version:d}")
+    return SCHEMA_VERSION - current
