@@ -135,6 +135,7 @@ def build_app(relay: Relay, *, on_ready: Callable[[], Awaitable[None]] | None = 
         redoc_url=None,
     )
     app.state.relay = relay
+    app.include_router(invites.landing_router)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     app.add_exception_handler(ApiError, api_error_handler)

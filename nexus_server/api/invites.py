@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
 
 from nexus_protocol.requests import CreateInviteBody
 
+from ..errors import ApiError
 from .deps import Caller, RelayDep, snowflake_param
 from .strict import StrictRoute
 
@@ -49,3 +52,38 @@ async def accept_invite(code: str, caller: Caller, relay: RelayDep) -> dict[str,
 @router.delete("/invites/{code}")
 async def revoke_invite(code: str, caller: Caller, relay: RelayDep) -> dict[str, Any]:
     return await relay.invites.do_revoke(caller, code[:32])
+
+
+landing_router = APIRouter(tags=["invites"])
+
+
+@landing_router.get("/invite/{code}", response_model=None, include_in_schema=False)
+async def invite_landing(code: str, relay: RelayDep) -> HTMLResponse:
+    """What an invite link shows in a browser: where it leads and how to join. Plain
+    HTML, no scripts, nothing loaded from elsewhere."""
+    try:
+        invite = await relay.invites.preview(code[:32])
+    except ApiError:
+        return _page("Invite not found", "<p>This invite is invalid or has expired.</p>", 404)
+    name = html.escape(str(invite["guild"]["name"]))
+    link = html.escape(f"{relay.settings.base_url}/invite/{code[:32]}")
+    body = (
+        f"<p>You are invited to <strong>{name}</strong> "
+        f"({int(invite['approximate_member_count'])} members).</p>"
+        f"<p>Open Nexus, choose <em>Join a community</em> and paste this link:</p>"
+        f"<p><code>{link}</code></p>"
+    )
+    return _page(f"Join {name} on Nexus", body)
+
+
+LANDING_STYLE = "font-family:sans-serif;max-width:36em;margin:3em auto"
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    page = (
+        f"<!doctype html><html><head><meta charset=utf-8><title>{title}</title></head>"
+        f"<body style='{LANDING_STYLE}'><h1>{title}</h1>{body}</body></html>"
+    )
+    # Nothing on the page may load or run anything.
+    csp = "default-src 'none'; style-src 'unsafe-inline'"
+    return HTMLResponse(page, status, headers={"Content-Security-Policy": csp})

@@ -31,3 +31,15 @@ async def test_two_users_chat_in_real_time(relay: RunningRelay) -> None:
     history = await bob.ok("GET", f"/channels/{general}/messages")
     assert [m["id"] for m in history] == [sent["id"]]
     await bob_gateway.close()
+
+
+async def test_invite_link_opens_a_plain_page_that_escapes_the_name(relay: RunningRelay) -> None:
+    alice = await register(relay.api)
+    guild = await alice.ok("POST", "/guilds", json={"name": "<script>alert(1)</script>"})
+    invite = await alice.ok("POST", f"/channels/{guild['system_channel_id']}/invites", json={})
+    page = await alice.http.get(f"{relay.settings.base_url}/invite/{invite['code']}")
+    assert page.status_code == 200
+    assert "&lt;script&gt;" in page.text and "<script>" not in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    missing = await alice.http.get(f"{relay.settings.base_url}/invite/nope")
+    assert missing.status_code == 404
