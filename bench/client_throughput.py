@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
-import multiprocessing
 import logging
+import multiprocessing
 import os
 import statistics
 import sys
@@ -180,10 +181,14 @@ async def bench_receive(
     url: str, alice: Client, bob: Client, traffic: Traffic, duration: float
 ) -> list[Row]:
     arrivals: list[float] = []
+    expected = float("inf")
+    all_in = asyncio.Event()
 
     @bob.listen("message")
     async def count(_message: Message) -> None:
         arrivals.append(time.perf_counter())
+        if len(arrivals) >= expected:
+            all_in.set()
 
     await bob.start()
     # The flood comes from another process, so this one's CPU is the receiver's alone.
@@ -197,10 +202,11 @@ async def bench_receive(
         )
     for channel, n in sent_to.items():
         traffic.sent[channel] += n
-    sent = sum(sent_to.values())
-    deadline = time.perf_counter() + 15
-    while len(arrivals) < sent and time.perf_counter() < deadline:
-        await asyncio.sleep(0.05)
+    sent = expected = sum(sent_to.values())
+    if len(arrivals) >= sent:
+        all_in.set()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(all_in.wait(), 15)
     cpu = sum(me.cpu_times()[:2]) - cpu_before
     received = len(arrivals)
     span = arrivals[-1] - arrivals[0] if received > 1 else float("nan")
@@ -338,11 +344,14 @@ async def bench_outbox(url: str, token: str, channel: int, count: int, workdir: 
     store = LocalStore.open(workdir / "outbox.db", passphrase=PASSPHRASE)
     client = Client(url, token=token, intents=INTENTS, store=store)
     delivered = 0
+    all_sent = asyncio.Event()
 
     @client.listen("outbox_sent")
     async def sent(_pending: Any, _message: Message) -> None:
         nonlocal delivered
         delivered += 1
+        if delivered == count:
+            all_sent.set()
 
     try:
         start = time.perf_counter()
@@ -351,12 +360,9 @@ async def bench_outbox(url: str, token: str, channel: int, count: int, workdir: 
         enqueued = time.perf_counter() - start
         start = time.perf_counter()
         await client.start()
-        assert client.outbox is not None
-        while client.outbox.has_pending() and time.perf_counter() - start < 120:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(all_sent.wait(), 120)
         flushed = time.perf_counter() - start
-        await asyncio.sleep(0.1)
-        assert delivered == count, (delivered, count)
+        assert client.outbox is not None and not client.outbox.has_pending()
     finally:
         await client.close()  # closes the store too
     return [

@@ -114,7 +114,9 @@ async def run(args: argparse.Namespace) -> int:
             for message in reversed(messages):
                 show(message, args.json)
         elif args.command == "tail":
-            backlog = await client.fetch_messages(args.channel, limit=args.limit) if args.limit else []
+            backlog = (
+                await client.fetch_messages(args.channel, limit=args.limit) if args.limit else []
+            )
             for message in reversed(backlog):
                 show(message, args.json)
 

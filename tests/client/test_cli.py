@@ -82,7 +82,10 @@ async def test_register_browse_send_history_and_tail(relay: RunningRelay, tmp_pa
 
         sent_id = (await cli.ok("send", str(channel), "hello from a shell")).strip()
         assert sent_id.isdigit()
-        history = [json.loads(line) for line in (await cli.ok("history", str(channel), "--json")).splitlines()]
+        history = [
+            json.loads(line)
+            for line in (await cli.ok("history", str(channel), "--json")).splitlines()
+        ]
         assert history[-1]["id"] == sent_id
         assert history[-1]["content"] == "hello from a shell"
         assert history[-1]["author"]["username"] == name
