@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import sys
@@ -91,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         ws_max_size=64 * 1024,
         lifespan="on",
     )
+    # Server.run() builds the loop uvicorn was told to use (uvloop); asyncio.run() would
+    # quietly use the standard loop, which costs a third of the fan-out throughput.
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(uvicorn.Server(config).serve())
+        uvicorn.Server(config).run()
     return 0
 
 

@@ -42,10 +42,16 @@ class MessageService:
     # Rendering ------------------------------------------------------------------------
 
     async def render(
-        self, tx: AsyncConnection, records: list[MessageRecord], viewer_id: int
+        self,
+        tx: AsyncConnection,
+        records: list[MessageRecord],
+        viewer_id: int,
+        *,
+        fresh: bool = False,
     ) -> list[dict[str, Any]]:
         """Wire form of messages, newest first as given, with authors, mentions,
-        reactions (``me`` for ``viewer_id``) and the messages they reply to."""
+        reactions (``me`` for ``viewer_id``) and the messages they reply to. ``fresh``
+        messages were just created: they have no reactions to look up."""
         referenced_ids = {r.reference_message_id for r in records if r.reference_message_id}
         referenced: dict[int, MessageRecord] = {}
         if referenced_ids and records:
@@ -58,7 +64,9 @@ class MessageService:
         for r in everyone:
             user_ids.update(r.mention_ids)
         users = await user_store.get_users(tx, user_ids)
-        reactions = await reaction_store.summaries(tx, [r.id for r in records], viewer_id)
+        reactions = (
+            {} if fresh else await reaction_store.summaries(tx, [r.id for r in records], viewer_id)
+        )
         out = []
         for record in records:
             replied_to = referenced.get(record.reference_message_id or 0)
@@ -106,6 +114,15 @@ class MessageService:
             return (await self.render(tx, [record], principal.user_id))[0]
 
     # Sending ---------------------------------------------------------------------------
+
+    async def _sent_before(self, author_id: int, nonce: str | None) -> dict[str, Any] | None:
+        if nonce is None:
+            return None
+        async with self._ctx.db.read("find_nonce") as tx:
+            existing = await message_store.find_by_nonce(tx, author_id, nonce)
+            if existing is None:
+                return None
+            return (await self.render(tx, [existing], author_id))[0]
 
     def _check_slow_mode(
         self, channel_id: int, user_id: int, seconds: int, granted: Permissions
@@ -180,12 +197,17 @@ class MessageService:
         if not content.strip():
             raise BadRequest(ErrorCode.EMPTY_MESSAGE, "Cannot send an empty message")
         nonce = str(body.nonce) if body.nonce is not None else None
-        if nonce is not None:
-            async with ctx.db.read("find_nonce") as tx:
-                existing = await message_store.find_by_nonce(tx, principal.user_id, nonce)
-                if existing is not None:
-                    return (await self.render(tx, [existing], principal.user_id))[0], False
-        self._check_slow_mode(channel.id, principal.user_id, channel.rate_limit_per_user, granted)
+        # A retry of a message already sent is found by the (author, nonce) unique
+        # constraint when the insert fails, so the common path reads nothing first.
+        try:
+            self._check_slow_mode(
+                channel.id, principal.user_id, channel.rate_limit_per_user, granted
+            )
+        except RateLimited:
+            existing_body = await self._sent_before(principal.user_id, nonce)
+            if existing_body is None:
+                raise
+            return existing_body, False
 
         reference = body.message_reference
         replied: MessageRecord | None = None
@@ -238,15 +260,14 @@ class MessageService:
                     reference_channel_id=channel.id if replied else None,
                 )
                 await channel_store.set_last_message(tx, channel.id, message_id)
-                rendered = (await self.render(tx, [record], principal.user_id))[0]
+                rendered = (await self.render(tx, [record], principal.user_id, fresh=True))[0]
                 member = await guild_store.get_member(tx, snapshot.guild.id, principal.user_id)
         except IntegrityError:
-            # The same nonce raced in on another connection; answer with the winner.
-            async with ctx.db.read("find_nonce_after_race") as tx:
-                existing = await message_store.find_by_nonce(tx, principal.user_id, nonce or "")
-                if existing is None:
-                    raise
-                return (await self.render(tx, [existing], principal.user_id))[0], False
+            # This (author, nonce) was sent before: answer with that message.
+            existing_body = await self._sent_before(principal.user_id, nonce)
+            if existing_body is None:
+                raise
+            return existing_body, False
         if member is not None:
             member_body = member_json(member, None)
             rendered["member"] = member_body

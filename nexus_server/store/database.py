@@ -89,7 +89,14 @@ class Database:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # No overflow limit: a checkout that waited for a free connection would block
         # the event loop, and every connection is returned within one transaction.
-        engine = create_engine(f"sqlite:///{path}", echo=echo, pool_size=8, max_overflow=-1)
+        engine = create_engine(
+            f"sqlite:///{path}",
+            echo=echo,
+            pool_size=8,
+            max_overflow=-1,
+            # Commits run in a worker thread (see write()).
+            connect_args={"check_same_thread": False},
+        )
 
         @event.listens_for(engine, "connect")
         def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -150,8 +157,16 @@ class Database:
             if self.sqlite is not None:
                 with self.sqlite.connect() as sync_connection:
                     immediate = sync_connection.execution_options(sqlite_begin="IMMEDIATE")
-                    with immediate.begin():
+                    transaction = immediate.begin()
+                    try:
                         yield _as_async(immediate)
+                    except BaseException:
+                        transaction.rollback()
+                        raise
+                    # The commit waits for fsync (a millisecond, sometimes tens). In a
+                    # worker thread it releases the loop to keep fanning out meanwhile;
+                    # this connection is ours alone until the commit returns.
+                    await asyncio.to_thread(transaction.commit)
             else:
                 assert self.engine is not None
                 async with self.engine.connect() as connection, connection.begin():
