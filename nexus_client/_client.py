@@ -210,6 +210,10 @@ class Client:
         self._outbox_wakeup.set()
         return pending
 
+    def kick_outbox(self) -> None:
+        """Try delivering the outbox now (after a retry, say)."""
+        self._outbox_wakeup.set()
+
     async def _run_outbox(self) -> None:
         assert self.outbox is not None and self._gateway is not None
         while True:

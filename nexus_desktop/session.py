@@ -1,0 +1,353 @@
+"""The app's link to its relays: accounts, their clients, and Qt signals for views.
+
+Views never await the network. They read state through the query methods here (from
+the clients' caches, instantly) and ask for changes through ``run`` or the named
+operations; results and gateway events come back as signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from nexus_client import Client, InvalidInput, NexusError
+from nexus_client.outbox import PendingMessage
+from nexus_client.store import LocalStore
+from nexus_protocol.models import Channel, Guild, Member, Message, User
+
+from .qt import QObject, Signal
+
+log = logging.getLogger(__name__)
+
+OnDone = Callable[[Any], None]
+
+
+@dataclass(eq=False)
+class Account:
+    """One identity on one relay."""
+
+    relay_url: str
+    client: Client
+
+    @property
+    def user(self) -> User | None:
+        return self.client.user
+
+    @property
+    def label(self) -> str:
+        name = self.user.username if self.user else "?"
+        return f"{name} @ {urlsplit(self.relay_url).netloc}"
+
+
+def relay_from_invite(link: str) -> tuple[str, str | None]:
+    """``http://host:port/invite/CODE`` → (relay URL, code); a bare URL → (URL, None)."""
+    link = link.strip()
+    match = re.match(r"^(https?://[^/]+)(?:/invite/([A-Za-z0-9]+))?/?$", link)
+    if match is None:
+        raise ValueError("an invite link or relay address starts with http:// or https://")
+    return match.group(1), match.group(2)
+
+
+class AppSession(QObject):
+    guilds_changed = Signal()
+    channels_changed = Signal(object)  # guild_id
+    members_changed = Signal(object)  # guild_id
+    message_created = Signal(object)  # Message
+    message_updated = Signal(object)  # Message
+    message_deleted = Signal(object, object)  # channel_id, message_id
+    reactions_changed = Signal(object, object)  # channel_id, message_id
+    typing_started = Signal(object, object)  # channel_id, user_id
+    presence_changed = Signal(object)  # user_id
+    outbox_changed = Signal(object)  # channel_id
+    history_loaded = Signal(object)  # channel_id
+    connection_changed = Signal(bool)
+    error = Signal(str)
+
+    def __init__(self, data_dir: Path, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.data_dir = data_dir
+        self.accounts: list[Account] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # Running operations ---------------------------------------------------------------
+
+    def run(
+        self,
+        coroutine: Coroutine[Any, Any, Any],
+        on_done: OnDone | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        """Start an operation; its result goes to ``on_done``, a failure to ``on_error``
+        or, by default, to the ``error`` signal as a sentence a person can read."""
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+
+        def finished(done: asyncio.Task[Any]) -> None:
+            self._tasks.discard(done)
+            if done.cancelled():
+                return
+            exc = done.exception()
+            if exc is None:
+                if on_done is not None:
+                    on_done(done.result())
+            elif isinstance(exc, Exception):
+                if on_error is not None:
+                    on_error(exc)
+                else:
+                    self.error.emit(describe_error(exc))
+            else:
+                log.error("operation ended with %r", exc)
+
+        task.add_done_callback(finished)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for account in self.accounts:
+            await account.client.close()
+        self.accounts.clear()
+
+    # Accounts ---------------------------------------------------------------------------
+
+    def store_path(self, relay_url: str, username: str) -> Path:
+        host = urlsplit(relay_url).netloc.replace(":", "_")
+        return self.data_dir / "accounts" / host / f"{username}.db"
+
+    async def add_account(
+        self,
+        relay_url: str,
+        username: str,
+        password: str,
+        *,
+        register: bool = False,
+        passphrase: str | None = None,
+        invite: str | None = None,
+    ) -> Account:
+        """Log in (or register), open the account's encrypted store, connect."""
+        relay_url = relay_url.rstrip("/")
+        probe = Client(relay_url)
+        try:
+            action = probe.register if register else probe.login
+            user = await action(username, password)
+            token = probe.token
+        finally:
+            await probe.close()
+        assert token is not None
+        store = LocalStore.open(
+            self.store_path(relay_url, user.username),
+            passphrase=passphrase,
+            keyring_username=f"{urlsplit(relay_url).netloc}/{user.id}",
+        )
+        store.set_meta("token", token)
+        client = Client(relay_url, token=token, store=store)
+        account = Account(relay_url, client)
+        self._wire(account)
+        if invite:
+            await client.join(invite)
+        await client.start()
+        self.accounts.append(account)
+        self.guilds_changed.emit()
+        self.connection_changed.emit(True)
+        return account
+
+    def _wire(self, account: Account) -> None:
+        client = account.client
+
+        async def guilds(*_: Any) -> None:
+            self.guilds_changed.emit()
+
+        async def channel_event(channel: Channel) -> None:
+            self.channels_changed.emit(channel.guild_id)
+
+        async def guild_available(guild: Guild) -> None:
+            self.guilds_changed.emit()
+            self.channels_changed.emit(guild.id)
+            self.members_changed.emit(guild.id)
+
+        async def member_event(event: Any) -> None:
+            self.members_changed.emit(getattr(event, "guild_id", None))
+
+        async def created(message: Message) -> None:
+            self.message_created.emit(message)
+
+        async def updated(message: Message) -> None:
+            self.message_updated.emit(message)
+
+        async def deleted(event: Any) -> None:
+            self.message_deleted.emit(event.channel_id, event.id)
+
+        async def bulk_deleted(event: Any) -> None:
+            for message_id in event.ids:
+                self.message_deleted.emit(event.channel_id, message_id)
+
+        async def reaction(event: Any) -> None:
+            self.reactions_changed.emit(event.channel_id, event.message_id)
+
+        async def typing(event: Any) -> None:
+            self.typing_started.emit(event.channel_id, event.user_id)
+
+        async def presence(event: Any) -> None:
+            self.presence_changed.emit(event.user.id)
+
+        async def outbox_sent(pending: PendingMessage, _message: Message) -> None:
+            self.outbox_changed.emit(pending.channel_id)
+
+        async def connected(*_: Any) -> None:
+            self.connection_changed.emit(True)
+
+        for name, handler in (
+            ("guild_available", guild_available),
+            ("guild_update", guilds),
+            ("guild_remove", guilds),
+            ("channel_create", channel_event),
+            ("channel_update", channel_event),
+            ("channel_delete", channel_event),
+            ("member_join", member_event),
+            ("member_update", member_event),
+            ("member_remove", member_event),
+            ("role_create", guilds),
+            ("role_update", guilds),
+            ("role_delete", guilds),
+            ("message", created),
+            ("message_edit", updated),
+            ("message_delete", deleted),
+            ("bulk_message_delete", bulk_deleted),
+            ("reaction_add", reaction),
+            ("reaction_remove", reaction),
+            ("reaction_clear", reaction),
+            ("typing", typing),
+            ("presence_update", presence),
+            ("outbox_sent", outbox_sent),
+            ("ready", connected),
+            ("resumed", connected),
+        ):
+            client.listen(name)(handler)
+
+    # Queries (instant, from the clients' caches) -------------------------------------------
+
+    def all_guilds(self) -> list[tuple[Account, Guild]]:
+        return [
+            (account, guild)
+            for account in self.accounts
+            for guild in sorted(account.client.cache.guilds.values(), key=lambda g: g.id)
+        ]
+
+    def account_for_guild(self, guild_id: int) -> Account | None:
+        return next((a for a in self.accounts if guild_id in a.client.cache.guilds), None)
+
+    def account_for_channel(self, channel_id: int) -> Account | None:
+        return next((a for a in self.accounts if channel_id in a.client.cache.channels), None)
+
+    def guild(self, guild_id: int) -> Guild | None:
+        account = self.account_for_guild(guild_id)
+        return account.client.cache.guilds.get(guild_id) if account else None
+
+    def channels(self, guild_id: int) -> list[Channel]:
+        account = self.account_for_guild(guild_id)
+        return account.client.cache.channels_of(guild_id) if account else []
+
+    def channel(self, channel_id: int) -> Channel | None:
+        account = self.account_for_channel(channel_id)
+        return account.client.cache.channels.get(channel_id) if account else None
+
+    def members(self, guild_id: int) -> list[Member]:
+        account = self.account_for_guild(guild_id)
+        if account is None:
+            return []
+        return list(account.client.cache.members.get(guild_id, {}).values())
+
+    def presence(self, user_id: int) -> str:
+        for account in self.accounts:
+            status = account.client.cache.presences.get(user_id)
+            if status is not None:
+                return status
+        return "offline"
+
+    def messages(self, channel_id: int) -> list[Message]:
+        """Known messages of a channel, oldest first: live cache, else the local store."""
+        account = self.account_for_channel(channel_id)
+        if account is None:
+            return []
+        return list(reversed(account.client.cached_messages(channel_id, limit=500)))
+
+    def pending(self, channel_id: int) -> list[PendingMessage]:
+        account = self.account_for_channel(channel_id)
+        if account is None or account.client.outbox is None:
+            return []
+        return account.client.outbox.pending(channel_id)
+
+    def me(self, channel_or_guild_id: int) -> User | None:
+        account = self.account_for_channel(channel_or_guild_id) or self.account_for_guild(
+            channel_or_guild_id
+        )
+        return account.user if account else None
+
+    # Operations ------------------------------------------------------------------------
+
+    def _client_for_channel(self, channel_id: int) -> Client:
+        account = self.account_for_channel(channel_id)
+        if account is None:
+            raise NexusError("that channel is not on any connected relay")
+        return account.client
+
+    def send_message(self, channel_id: int, content: str, reply_to: int | None = None) -> None:
+        client = self._client_for_channel(channel_id)
+
+        async def send() -> None:
+            await client.send_message(channel_id, content, reply_to=reply_to)
+            self.outbox_changed.emit(channel_id)
+
+        self.run(send())
+
+    def retry_pending(self, channel_id: int, local_id: int) -> None:
+        client = self._client_for_channel(channel_id)
+        if client.outbox is not None and client.outbox.retry(local_id):
+            client.kick_outbox()
+        self.outbox_changed.emit(channel_id)
+
+    def discard_pending(self, channel_id: int, local_id: int) -> None:
+        client = self._client_for_channel(channel_id)
+        if client.outbox is not None:
+            client.outbox.discard(local_id)
+        self.outbox_changed.emit(channel_id)
+
+    def load_history(self, channel_id: int, before: int | None = None) -> None:
+        client = self._client_for_channel(channel_id)
+
+        async def load() -> None:
+            await client.fetch_messages(channel_id, limit=50, before=before)
+            self.history_loaded.emit(channel_id)
+
+        self.run(load())
+
+    def edit_message(self, channel_id: int, message_id: int, content: str) -> None:
+        self.run(self._client_for_channel(channel_id).edit_message(channel_id, message_id, content))
+
+    def delete_message(self, channel_id: int, message_id: int) -> None:
+        self.run(self._client_for_channel(channel_id).delete_message(channel_id, message_id))
+
+    def toggle_reaction(self, channel_id: int, message_id: int, emoji: str, mine: bool) -> None:
+        client = self._client_for_channel(channel_id)
+        action = client.remove_reaction if mine else client.add_reaction
+        self.run(action(channel_id, message_id, emoji))
+
+    def trigger_typing(self, channel_id: int) -> None:
+        self.run(self._client_for_channel(channel_id).trigger_typing(channel_id))
+
+    def ack(self, channel_id: int, message_id: int) -> None:
+        self.run(self._client_for_channel(channel_id).ack(channel_id, message_id))
+
+
+def describe_error(exc: Exception) -> str:
+    """A failure as one sentence for a person, never a traceback."""
+    if isinstance(exc, InvalidInput):
+        return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.fields.items())
+    if isinstance(exc, NexusError):
+        return str(exc)
+    return f"Something went wrong: {exc}"
