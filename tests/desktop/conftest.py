@@ -14,10 +14,10 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-import qasync  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import httpx
+import pytest
+import qasync
+from PySide6.QtWidgets import QApplication
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
