@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy nexus_protocol nexus_server nexus_client
+	$(BIN)/mypy nexus_protocol nexus_server nexus_client nexus_desktop
 
 pytest: $(STAMP)
 	$(BIN)/pytest
