@@ -9,6 +9,7 @@ from typing import Any
 class ErrorCode(IntEnum):
     GENERAL = 0
     UNKNOWN_ACCOUNT = 10001
+    UNKNOWN_APPLICATION = 10002
     UNKNOWN_CHANNEL = 10003
     UNKNOWN_GUILD = 10004
     UNKNOWN_INVITE = 10006

@@ -284,6 +284,7 @@ class AuditLogEvent(IntEnum):
     MEMBER_BAN_REMOVE = 23
     MEMBER_UPDATE = 24
     MEMBER_ROLE_UPDATE = 25
+    BOT_ADD = 28
     ROLE_CREATE = 30
     ROLE_UPDATE = 31
     ROLE_DELETE = 32

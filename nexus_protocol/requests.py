@@ -202,3 +202,17 @@ class PresenceBody(Body):
     since: int | None = None
     afk: bool = False
     activities: list[dict[str, object]] = []
+
+
+class CreateApplicationBody(Body):
+    """A Nexus extension: Discord creates applications in its developer portal."""
+
+    name: Annotated[str, StringConstraints(min_length=2, max_length=32, strip_whitespace=True)]
+
+
+class AuthorizeBotBody(Body):
+    """What Discord's own client posts to /oauth2/authorize to add a bot to a guild."""
+
+    guild_id: Snowflake
+    permissions: PermissionBits | None = None
+    authorize: bool = True

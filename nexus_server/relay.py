@@ -15,6 +15,7 @@ from .bus import Bus, LocalBus, RedisBus
 from .events import Event
 from .gateway.hub import GatewayHub, SessionEntry
 from .services.accounts import AccountService, Principal
+from .services.applications import ApplicationService
 from .services.channel_admin import ChannelAdminService
 from .services.channels import ChannelService
 from .services.context import Context
@@ -66,6 +67,7 @@ class Relay:
         self.invites = InviteService(self.ctx, self.guilds)
         self.members = MemberService(self.ctx)
         self.moderation = ModerationService(self.ctx, self.members)
+        self.applications = ApplicationService(self.ctx, self.accounts, self.guilds)
         self.hub = GatewayHub(detached_ttl=settings.detached_session_ttl)
         if settings.rate_limits:
             self.rate_limits = RateLimiter(ROUTE_LIMITS)
@@ -146,6 +148,8 @@ class Relay:
         }
         if ready["application"] is None:
             del ready["application"]
+        else:
+            del ready["read_state"]  # a user-client extension; Discord sends bots none
         return ready, guild_creates
 
     async def send_member_chunks(self, entry: SessionEntry, request: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from ..errors import ApiError, PayloadTooLarge
 from ..relay import Relay
 from . import (
     accounts,
+    applications,
     channel_admin,
     gateway,
     guilds,
@@ -38,6 +39,7 @@ ROUTERS = (
     message_actions.router,
     invites.router,
     gateway.router,
+    applications.router,
 )
 
 

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import secrets
 import time
+import zlib
 from typing import TYPE_CHECKING
 
 import orjson
@@ -48,6 +49,12 @@ class GatewayConnection:
         self._entry: SessionEntry | None = None
         self._closing: tuple[int, str] | None = None
         self._writer: asyncio.Task[None] | None = None
+        # Discord's transport compression: one zlib stream for the socket's lifetime,
+        # each frame flushed with Z_SYNC_FLUSH (ends in 00 00 ff ff) and sent as binary.
+        # Other kinds (zstd-stream) are ignored: the frames go out as text.
+        self._zlib = (
+            zlib.compressobj() if websocket.query_params.get("compress") == "zlib-stream" else None
+        )
 
     @property
     def entry(self) -> SessionEntry | None:
@@ -71,6 +78,13 @@ class GatewayConnection:
             while not self._queue.empty():
                 self._queue.get_nowait()
         self._queue.put_nowait(None)
+
+    def request_reconnect(self) -> None:
+        """Op 7 RECONNECT, then a resumable close: the client reconnects and RESUMEs
+        (used before a node restarts, and by tests)."""
+        if self._entry is not None and self._closing is None:
+            self.send_frame(self._entry.session.reconnect())
+        self.close(CloseCode.UNKNOWN_ERROR, "reconnect requested")
 
     async def serve(self) -> None:
         await self._ws.accept()
@@ -123,7 +137,12 @@ class GatewayConnection:
                 CloseCode.AUTHENTICATION_FAILED, "Authentication failed"
             ) from None
         session_id = secrets.token_hex(16)
-        entry = SessionEntry(session=session, user_id=principal.user_id, intents=identify.intents)
+        entry = SessionEntry(
+            session=session,
+            user_id=principal.user_id,
+            intents=identify.intents,
+            bot=principal.bot,
+        )
         entry.connection = self
         relay.hub.register(entry, session_id)
         self._entry = entry
@@ -160,6 +179,7 @@ class GatewayConnection:
             return
         entry.connection = self
         entry.detached_at = None
+        entry.resumes += 1
         self._entry = entry
         for frame in frames:
             self.send_frame(frame)
@@ -184,7 +204,12 @@ class GatewayConnection:
                 frame = await self._queue.get()
                 if frame is None:
                     break
-                await ws.send_text(frame.decode())
+                if self._zlib is not None:
+                    await ws.send_bytes(
+                        self._zlib.compress(frame) + self._zlib.flush(zlib.Z_SYNC_FLUSH)
+                    )
+                else:
+                    await ws.send_text(frame.decode())
         except Exception:  # the peer went away mid-send; the reader notices too
             pass
         code, reason = self._closing or (1000, "")

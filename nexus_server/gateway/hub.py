@@ -10,7 +10,9 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from nexus_protocol.gateway import EVENT_INTENTS, Intents
 from nexus_protocol.session import ServerSession
@@ -21,6 +23,48 @@ if TYPE_CHECKING:
     from .connection import GatewayConnection
 
 log = logging.getLogger(__name__)
+
+
+# Dispatches whose content a bot without the MESSAGE_CONTENT intent does not see.
+CONTENT_EVENTS = frozenset({"MESSAGE_CREATE", "MESSAGE_UPDATE"})
+_REDACTED_FIELDS: dict[str, Any] = {
+    "content": "",
+    "embeds": [],
+    "attachments": [],
+    "components": [],
+}
+
+
+class RedactedMessage:
+    """A message dispatch as a bot without MESSAGE_CONTENT sees it (Discord's rule: empty
+    content, embeds, attachments and components unless the bot wrote the message or is
+    mentioned in it). Decoded and re-encoded at most once per event, and only when such
+    a bot receives it: everyone else gets the shared bytes."""
+
+    __slots__ = ("_data", "_event", "_exempt")
+
+    def __init__(self, event: Event) -> None:
+        self._event = event
+        self._data: bytes | None = None
+        self._exempt: frozenset[int] = frozenset()
+
+    def data_for(self, user_id: int) -> bytes:
+        if self._data is None:
+            body = orjson.loads(self._event.data)
+            exempt = {_user_id(body.get("author"))}
+            exempt.update(_user_id(m) for m in body.get("mentions") or ())
+            self._exempt = frozenset(u for u in exempt if u is not None)
+            for key, empty in _REDACTED_FIELDS.items():
+                if key in body:
+                    body[key] = empty
+            self._data = orjson.dumps(body)
+        return self._event.data if user_id in self._exempt else self._data
+
+
+def _user_id(user: object) -> int | None:
+    if isinstance(user, dict) and str(user.get("id", "")).isdigit():
+        return int(user["id"])
+    return None
 
 
 @dataclass(eq=False)
@@ -34,15 +78,25 @@ class SessionEntry:
     detached_at: float | None = None
     # Events that arrive while READY is being built go out right after it.
     pending: list[Event] | None = field(default_factory=list)
+    bot: bool = False
+    resumes: int = 0
 
-    def deliver(self, event: Event) -> None:
+    @property
+    def redacts_content(self) -> bool:
+        """Users always see content; bots only with the MESSAGE_CONTENT intent."""
+        return self.bot and not self.intents & Intents.MESSAGE_CONTENT
+
+    def deliver(self, event: Event, redacted: RedactedMessage | None = None) -> None:
         needed = EVENT_INTENTS.get(event.name)
         if needed is not None and not self.intents & needed:
             return
         if self.pending is not None:
             self.pending.append(event)
             return
-        frame = self.session.dispatch(event.name, event.data)
+        data = event.data
+        if event.name in CONTENT_EVENTS and self.redacts_content:
+            data = (redacted or RedactedMessage(event)).data_for(self.user_id)
+        frame = self.session.dispatch(event.name, data)
         if self.connection is not None:
             self.connection.send_frame(frame)
 
@@ -54,11 +108,15 @@ class GatewayHub:
         self._detached_ttl = detached_ttl
 
     def on_event(self, event: Event) -> None:
+        redacted = RedactedMessage(event) if event.name in CONTENT_EVENTS else None
         for user_id in event.user_ids:
             entries = self._by_user.get(user_id)
             if entries:
                 for entry in tuple(entries):
-                    entry.deliver(event)
+                    entry.deliver(event, redacted)
+
+    def sessions_of(self, user_id: int) -> list[SessionEntry]:
+        return list(self._by_user.get(user_id, ()))
 
     def register(self, entry: SessionEntry, session_id: str) -> None:
         self._by_user[entry.user_id].add(entry)

@@ -110,6 +110,15 @@ class AccountService:
             await self._open_session(tx, user_id, token, "bot")
         return token, user
 
+    async def do_reset_bot_token(self, bot_user_id: int) -> str:
+        """A new token for a bot; every earlier one stops working at once."""
+        token = new_token(bot_user_id)
+        async with self._ctx.db.write("reset_bot_token") as tx:
+            await user_store.delete_all_sessions(tx, bot_user_id)
+            await self._open_session(tx, bot_user_id, token, "bot")
+        self._forget_sessions(bot_user_id)
+        return token
+
     async def _open_session(self, tx: Any, user_id: int, token: str, user_agent: str) -> int:
         session_id = self._ctx.ids.next_id()
         await user_store.insert_session(

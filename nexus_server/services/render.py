@@ -9,6 +9,7 @@ from typing import Any
 from nexus_protocol.snowflake import snowflake_time
 
 from ..store.records import (
+    ApplicationRecord,
     ChannelRecord,
     GuildRecord,
     MemberRecord,
@@ -56,9 +57,10 @@ def role_json(role: RoleRecord) -> Json:
         "unicode_emoji": role.unicode_emoji,
         "position": role.position,
         "permissions": str(role.permissions),
-        "managed": False,
+        "managed": role.bot_id is not None,
         "mentionable": role.mentionable,
         "flags": 0,
+        **({"tags": {"bot_id": str(role.bot_id)}} if role.bot_id is not None else {}),
     }
 
 
@@ -223,3 +225,27 @@ def message_json(
         }
         body["referenced_message"] = referenced
     return body
+
+
+def application_json(application: ApplicationRecord, *, owner: UserRecord, bot: UserRecord) -> Json:
+    """Discord's application object, with what discord.py's ``AppInfo`` requires."""
+    return {
+        "id": str(application.id),
+        "name": application.name,
+        "icon": None,
+        "description": "",
+        "summary": "",
+        "type": None,
+        "bot_public": True,
+        "bot_require_code_grant": False,
+        "verify_key": "",
+        "flags": 0,
+        "owner": user_json(owner),
+        "team": None,
+        "bot": user_json(bot),
+        "redirect_uris": [],
+        "interactions_endpoint_url": None,
+        "tags": [],
+        "approximate_guild_count": 0,
+        "created_at": iso(application.created_at),
+    }

@@ -23,6 +23,7 @@ ROLE_COLUMNS = (
     roles.c.permissions,
     roles.c.mentionable,
     roles.c.unicode_emoji,
+    roles.c.bot_id,
 )
 
 

@@ -42,6 +42,7 @@ class RoleRecord:
     permissions: int
     mentionable: bool
     unicode_emoji: str | None
+    bot_id: int | None = None
 
     def grant(self) -> RoleGrant:
         return RoleGrant(self.id, self.position, Permissions(self.permissions))
@@ -114,3 +115,12 @@ class MessageRecord:
     reference_channel_id: int | None
     mention_ids: tuple[int, ...] = ()
     mention_role_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationRecord:
+    id: int
+    owner_id: int
+    name: str
+    bot_user_id: int
+    created_at: datetime

@@ -89,6 +89,8 @@ roles = Table(
     Column("permissions", BigInteger, nullable=False),
     Column("mentionable", Boolean, nullable=False, server_default="0"),
     Column("unicode_emoji", String(32)),
+    # Set on the role Nexus creates for a bot when it is added ("managed", as on Discord).
+    Column("bot_id", Id),
     Index(None, "guild_id"),
 )
 
@@ -244,4 +246,16 @@ audit_log = Table(
     Column("changes", JSON, nullable=False, server_default="[]"),
     Column("options", JSON),
     Index(None, "guild_id", "id"),
+)
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("owner_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(32), nullable=False),
+    Column("bot_user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Index(None, "owner_id"),
+    Index(None, "bot_user_id", unique=True),
 )

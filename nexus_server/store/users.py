@@ -173,6 +173,10 @@ async def delete_session(tx: AsyncConnection, user_id: int, session_id: int) -> 
     return result.rowcount > 0
 
 
+async def delete_all_sessions(tx: AsyncConnection, user_id: int) -> None:
+    await tx.execute(delete(auth_sessions).where(auth_sessions.c.user_id == user_id))
+
+
 async def delete_other_sessions(tx: AsyncConnection, user_id: int, keep_session_id: int) -> None:
     await tx.execute(
         delete(auth_sessions).where(

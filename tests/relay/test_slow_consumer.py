@@ -26,6 +26,7 @@ class StalledSocket:
         self.sent = 0
         self.closed_with: tuple[int, str] | None = None
         self.application_state = None
+        self.query_params: dict[str, str] = {}  # no compress=zlib-stream: text frames
 
     async def send_text(self, _text: str) -> None:
         self.sent += 1
