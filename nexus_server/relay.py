@@ -55,7 +55,6 @@ class Relay:
         self.permissions = PermissionService(self.db)
         self.ctx = Context(db=self.db, bus=self.bus, permissions=self.permissions)
         self.accounts = AccountService(self.ctx)
-        self.guilds = GuildService(self.ctx)
         self.channels = ChannelService(self.ctx)
         self.channel_admin = ChannelAdminService(self.ctx, self.channels)
         self.roles = RoleService(self.ctx)
@@ -64,6 +63,7 @@ class Relay:
         self.typing = TypingService(self.ctx, self.channels)
         self.read_states = ReadStateService(self.ctx, self.channels)
         self.presence = PresenceService(self.ctx)
+        self.guilds = GuildService(self.ctx, self.presence)
         self.invites = InviteService(self.ctx, self.guilds)
         self.members = MemberService(self.ctx)
         self.moderation = ModerationService(self.ctx, self.members)
@@ -123,11 +123,9 @@ class Relay:
         assert user is not None
         guild_creates = []
         for guild in guilds:
-            payload = await self.guilds.guild_create_payload(guild.id, principal.user_id)
-            payload["presences"] = self.presence.presences(
-                {int(m["user"]["id"]) for m in payload["members"]}
+            guild_creates.append(
+                await self.guilds.guild_create_payload(guild.id, principal.user_id)
             )
-            guild_creates.append(payload)
         ready = {
             "v": 10,
             "user": user_json(user),

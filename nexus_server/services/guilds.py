@@ -18,14 +18,16 @@ from ..store.records import GuildRecord
 from .accounts import Principal
 from .audit import record_audit
 from .context import Context
+from .presence import PresenceService
 from .render import channel_json, guild_json, member_json, role_json, user_json
 
 MAX_GUILDS_PER_USER = 200
 
 
 class GuildService:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, presence: PresenceService) -> None:
         self._ctx = ctx
+        self._presence = presence
 
     async def do_create_guild(self, principal: Principal, body: CreateGuildBody) -> dict[str, Any]:
         ctx = self._ctx
@@ -108,7 +110,7 @@ class GuildService:
         payload["unavailable"] = False
         payload["lazy"] = True
         payload["voice_states"] = []
-        payload["presences"] = []
+        payload["presences"] = self._presence.presences({m.user_id for m in members})
         payload["threads"] = []
         payload["stage_instances"] = []
         payload["guild_scheduled_events"] = []

@@ -31,6 +31,9 @@ def qapp_instance() -> QApplication:
 
 def _qt_event_loop() -> asyncio.AbstractEventLoop:
     app = QApplication.instance() or QApplication(["nexus-tests"])
+    assert isinstance(app, QApplication)
+    # A test closing its last window must not stop the loop under the test.
+    app.setQuitOnLastWindowClosed(False)
     return qasync.QEventLoop(app)
 
 
