@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 # Discord's published limits for the routes people hit hardest.
 ROUTE_LIMITS = {
     "POST /channels/{channel_id}/messages": Limit(5, 5.0),
-    "POST /auth/register": Limit(5, 60.0),
-    "POST /auth/login": Limit(10, 60.0),
+    # Per client address: a burst of 30 accounts, then one every 20 s.
+    "POST /auth/register": Limit(30, 600.0),
+    # Per client address: enough for a family behind one router, too few to guess.
+    "POST /auth/login": Limit(20, 60.0),
     "POST /channels/{channel_id}/typing": Limit(5, 5.0),
 }
 

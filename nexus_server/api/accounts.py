@@ -9,20 +9,20 @@ from fastapi import APIRouter, Request, Response
 from nexus_protocol.requests import ChangePasswordBody, LoginBody, ModifyUserBody, RegisterBody
 
 from ..services.render import iso, user_json
-from .deps import Caller, RelayDep, snowflake_param
+from .deps import Anonymous, Caller, RelayDep, snowflake_param
 from .strict import StrictRoute
 
 router = APIRouter(route_class=StrictRoute, tags=["accounts"])
 
 
-@router.post("/auth/register", status_code=201)
+@router.post("/auth/register", status_code=201, dependencies=[Anonymous])
 async def register(body: RegisterBody, request: Request, relay: RelayDep) -> dict[str, Any]:
     """Create an account: a username and a password, nothing else is ever asked."""
     token, user = await relay.accounts.do_register(body, request.headers.get("user-agent", ""))
     return {"token": token, "user": user_json(user)}
 
 
-@router.post("/auth/login")
+@router.post("/auth/login", dependencies=[Anonymous])
 async def login(body: LoginBody, request: Request, relay: RelayDep) -> dict[str, Any]:
     token, user = await relay.accounts.do_login(body, request.headers.get("user-agent", ""))
     return {"token": token, "user": user_json(user)}

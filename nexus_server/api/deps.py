@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request, Response
@@ -46,7 +47,24 @@ async def authenticated(request: Request, response: Response) -> Principal:
     return principal
 
 
+async def anonymous(request: Request, response: Response) -> None:
+    """Rate limits for requests without a token (register, log in), by client address:
+    what stands between a password and someone guessing it."""
+    relay = relay_of(request)
+    host = request.client.host if request.client else "unknown"
+    # Negative keys: an address's buckets never share a key with a user's.
+    key = -1 - int.from_bytes(hashlib.blake2s(host.encode(), digest_size=7).digest(), "big")
+    route = request.scope.get("route")
+    template = str(getattr(route, "path", request.url.path)).removeprefix("/api/v10")
+    grant = relay.rate_limits.check(key, f"{request.method} {template}")
+    response.headers["X-RateLimit-Limit"] = str(grant.limit)
+    response.headers["X-RateLimit-Remaining"] = str(grant.remaining)
+    response.headers["X-RateLimit-Reset-After"] = f"{grant.reset_after:.3f}"
+    response.headers["X-RateLimit-Bucket"] = grant.bucket
+
+
 Caller = Annotated[Principal, Depends(authenticated)]
+Anonymous = Depends(anonymous)
 RelayDep = Annotated["Relay", Depends(_relay_dependency)]
 
 

@@ -430,3 +430,19 @@ async def test_malformed_gateway_frames_close_with_the_right_code(
         api, [identify(user.token), '{"op": 1, "d": null}', '{"op": 99}'], wait_ready=True
     )
     assert ok == 4001
+
+
+async def test_guessing_passwords_is_rate_limited_by_address(relay: RunningRelay) -> None:
+    victim = await register(relay.api)
+    async with httpx.AsyncClient() as http:
+        statuses = []
+        for attempt in range(25):
+            response = await http.post(
+                f"{relay.api}/auth/login",
+                json={"login": victim.username, "password": f"guess {attempt}"},
+            )
+            statuses.append(response.status_code)
+    assert statuses[:20] == [400] * 20
+    assert 429 in statuses[20:]
+    limited = statuses.index(429)
+    assert limited >= 20
