@@ -8,6 +8,7 @@ operations; results and gateway events come back as signals.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Callable, Coroutine
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from nexus_client import Client, InvalidInput, NexusError
+from nexus_client import Client, InvalidInput, NexusError, Unauthorized
 from nexus_client.outbox import PendingMessage
 from nexus_client.store import LocalStore
 from nexus_protocol.models import Channel, Guild, Member, Message, User
@@ -342,6 +343,238 @@ class AppSession(QObject):
 
     def ack(self, channel_id: int, message_id: int) -> None:
         self.run(self._client_for_channel(channel_id).ack(channel_id, message_id))
+
+    # Saved accounts (the app's start-up) ---------------------------------------------------
+
+    def account_list_path(self) -> Path:
+        return self.data_dir / "accounts.json"
+
+    def saved_accounts(self) -> list[dict[str, Any]]:
+        """The accounts the app remembers: ``relay_url``, ``username``, ``user_id``. No
+        secrets here: each token lives in its account's encrypted store (meta "token")."""
+        try:
+            entries = json.loads(self.account_list_path().read_text())
+        except (OSError, ValueError):
+            return []
+        if not isinstance(entries, list):
+            return []
+        return [
+            e
+            for e in entries
+            if isinstance(e, dict) and {"relay_url", "username", "user_id"} <= e.keys()
+        ]
+
+    def save_account_list(self) -> None:
+        """Remember every connected account (merged with the saved list, so an account
+        that failed to reopen this time is not forgotten) and keep each one's user record
+        in its store, so the next start shows it before the relay answers."""
+        entries = {(e["relay_url"], e["username"]): e for e in self.saved_accounts()}
+        for account in self.accounts:
+            user = account.user
+            if user is None:
+                continue
+            entries[(account.relay_url, user.username)] = {
+                "relay_url": account.relay_url,
+                "username": user.username,
+                "user_id": str(user.id),
+            }
+            if account.client.store is not None:
+                account.client.store.set_meta("user", json.dumps(user.wire()))
+        path = self.account_list_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_suffix(".tmp")
+        scratch.write_text(json.dumps(list(entries.values()), indent=2))
+        scratch.replace(path)
+
+    def restore_account(
+        self, relay_url: str, username: str, passphrase: str | None = None
+    ) -> Account:
+        """Reopen a saved account from its encrypted store, without waiting for the
+        network: its communities, channels and history show at once from the store, and
+        the client connects in the background, retrying while the relay is unreachable.
+
+        Raises ``StoreLocked`` (wrong passphrase), ``NoKeyAvailable`` (no passphrase and
+        no keyring) or ``NexusError`` (no saved data or token for this account)."""
+        relay_url = relay_url.rstrip("/")
+        saved = next(
+            (
+                e
+                for e in self.saved_accounts()
+                if e["relay_url"] == relay_url and e["username"] == username
+            ),
+            None,
+        )
+        path = self.store_path(relay_url, username)
+        if saved is None or not path.exists():
+            raise NexusError(f"no saved account {username} on {relay_url}")
+        store = LocalStore.open(
+            path,
+            passphrase=passphrase,
+            keyring_username=f"{urlsplit(relay_url).netloc}/{saved['user_id']}",
+        )
+        token = store.get_meta("token")
+        if token is None:
+            store.close()
+            raise NexusError(f"the local data of {username} on {relay_url} holds no login")
+        client = Client(relay_url, token=token, store=store)
+        # Seed the cache from the store: READY replaces all of it once connected.
+        user = store.get_meta("user")
+        if user is not None:
+            client.cache.user = User.model_validate_json(user)
+        for raw_guild in store.guilds():
+            guild = Guild.model_validate(raw_guild)
+            client.cache.guilds[guild.id] = guild
+            for raw_channel in store.channels(guild.id):
+                channel = Channel.model_validate(raw_channel)
+                client.cache.channels[channel.id] = channel.model_copy(
+                    update={"guild_id": guild.id}
+                )
+        account = Account(relay_url, client)
+        self._wire(account)
+        self.accounts.append(account)
+        self.guilds_changed.emit()
+        self._connect_in_background(account, delay=0.0)
+        return account
+
+    def _connect_in_background(self, account: Account, delay: float) -> None:
+        async def connect() -> None:
+            await asyncio.sleep(delay)
+            await account.client.start()
+
+        def connected(_: object) -> None:
+            self.connection_changed.emit(account.client.online)
+
+        def failed(exc: Exception) -> None:
+            self.connection_changed.emit(False)
+            if isinstance(exc, Unauthorized):
+                self.error.emit(f"{account.label}: the relay no longer accepts this login")
+                return
+            retry = min(max(2 * delay, 2.0), 60.0)
+            self.error.emit(f"{account.label}: offline ({describe_error(exc)}); retrying")
+            if account in self.accounts:
+                self._connect_in_background(account, retry)
+
+        self.run(connect(), on_done=connected, on_error=failed)
+
+    def last_channel(self, guild_id: int) -> int | None:
+        """The channel last opened in a community (kept in the account's store)."""
+        account = self.account_for_guild(guild_id)
+        if account is None or account.client.store is None:
+            return None
+        value = account.client.store.get_meta(f"desktop.last_channel.{guild_id}")
+        return int(value) if value and value.isdigit() else None
+
+    def remember_last_channel(self, guild_id: int, channel_id: int) -> None:
+        """Note the channel opened in a community, to reopen it next time."""
+        account = self.account_for_guild(guild_id)
+        if account is not None and account.client.store is not None:
+            account.client.store.set_meta(f"desktop.last_channel.{guild_id}", str(channel_id))
+
+    def account_on(self, relay_url: str) -> Account | None:
+        """The first connected account on a relay, if any."""
+        relay_url = relay_url.rstrip("/")
+        return next((a for a in self.accounts if a.relay_url == relay_url), None)
+
+    async def accept_invite(self, account: Account, invite: str) -> int | None:
+        """Join a community by invite code or link (an operation for ``run``); returns
+        the community's id. It shows in the rail when the relay sends it."""
+        joined = await account.client.join(invite)
+        return joined.guild.id if joined.guild is not None else None
+
+    # Management (settings and community dialogs) ------------------------------------------
+
+    async def http(
+        self,
+        account: Account,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        params: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> Any:
+        """One REST call for an account (run it with ``run``): the management dialogs'
+        way to reach routes the SDK has no named method for."""
+        return await account.client.http.request(
+            method, path, json=json, params=params, reason=reason
+        )
+
+    async def change_password(self, account: Account, old: str, new: str) -> None:
+        """Change an account's password; the relay logs out its other sessions."""
+        await account.client.http.request(
+            "POST", "/auth/password", json={"password": old, "new_password": new}
+        )
+
+    def guild_permissions(self, guild_id: int) -> int:
+        """What the signed-in member may do community-wide (a ``Permissions`` value),
+        computed as the relay does, so dialogs can disable what would be refused."""
+        from nexus_protocol.permissions import RoleGrant, base_permissions
+
+        account = self.account_for_guild(guild_id)
+        guild = self.guild(guild_id)
+        if account is None or guild is None or account.user is None:
+            return 0
+        me = account.user.id
+        member = account.client.cache.members.get(guild_id, {}).get(me)
+        return int(
+            base_permissions(
+                guild_id=guild_id,
+                owner_id=guild.owner_id,
+                user_id=me,
+                roles=[RoleGrant(r.id, r.position, r.permissions) for r in guild.roles],
+                member_role_ids=member.roles if member else [],
+            )
+        )
+
+    # Navigation (read states, presence) -------------------------------------------------
+
+    def fetch_read_states(
+        self, account: Account, on_done: Callable[[list[dict[str, Any]]], None]
+    ) -> None:
+        """Ask the account's relay what is unread (``GET /users/@me/read-states``); the
+        entries (``channel_id``, ``unread_count``, ``mention_count``…) go to ``on_done``.
+        A relay that cannot answer just leaves the counts to live messages."""
+        self.run(
+            account.client.http.request("GET", "/users/@me/read-states"),
+            on_done=lambda entries: on_done(entries if isinstance(entries, list) else []),
+            on_error=lambda exc: log.info("read states unavailable: %s", exc),
+        )
+
+    def set_presence(self, status: str) -> None:
+        """Show ``status`` ("online", "idle", "dnd", "invisible") on every account: one
+        person at the keyboard, one status."""
+        for account in self.accounts:
+            self.run(account.client.set_presence(status))
+
+    # Messages (the message view and composer) --------------------------------------------
+
+    def message(self, channel_id: int, message_id: int) -> Message | None:
+        """One cached message (reactions and edits merged), or None if not cached."""
+        account = self.account_for_channel(channel_id)
+        if account is None:
+            return None
+        cached = account.client.cache.messages.get(channel_id)
+        return cached.get(message_id) if cached is not None else None
+
+    def messages_before(self, channel_id: int, before: int, limit: int = 50) -> list[Message]:
+        """Up to ``limit`` known messages older than ``before``, oldest first: the live
+        cache, else the local store (what ``load_history`` brought in)."""
+        account = self.account_for_channel(channel_id)
+        if account is None:
+            return []
+        older = [m for m in account.client.cache.history(channel_id) if m.id < before]
+        if not older and account.client.store is not None:
+            rows = account.client.store.messages(channel_id, limit=limit, before=before)
+            older = [Message.model_validate(row) for row in reversed(rows)]
+        return older[-limit:]
+
+    def last_read_message_id(self, channel_id: int) -> int | None:
+        """The last message this account marked read in the channel, if stored."""
+        account = self.account_for_channel(channel_id)
+        if account is None or account.client.store is None:
+            return None
+        state = account.client.store.read_states().get(channel_id)
+        return state.last_message_id if state else None
 
 
 def describe_error(exc: Exception) -> str:

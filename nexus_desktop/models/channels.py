@@ -1,0 +1,345 @@
+"""What the user has not read yet, and the channel tree of one community.
+
+``ReadStateTracker`` is shared by every view of a session (``read_states_for``): the
+rail, the channel list, the quick switcher and the notifier must agree on what is unread
+and which channel is open. It is seeded from the relay's read states once per account
+and then kept current from ``message_created`` without another request.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nexus_protocol.models import Channel, ChannelType, Message
+
+from ..qt import QAbstractItemModel, QFont, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
+from ..session import Account, AppSession
+
+Index = QModelIndex | QPersistentModelIndex
+ROOT = QModelIndex()  # the invalid parent, shared as a default argument
+
+ChannelIdRole = Qt.ItemDataRole.UserRole + 1
+KindRole = Qt.ItemDataRole.UserRole + 2
+UnreadRole = Qt.ItemDataRole.UserRole + 3
+MentionRole = Qt.ItemDataRole.UserRole + 4
+MutedRole = Qt.ItemDataRole.UserRole + 5
+CurrentRole = Qt.ItemDataRole.UserRole + 6
+
+
+def mentions_me(session: AppSession, message: Message) -> bool:
+    """True when ``message`` pings the account that received it: by name, @everyone,
+    or one of that account's roles in the community."""
+    me = session.me(message.channel_id)
+    if me is None:
+        return False
+    if message.mention_everyone or any(user.id == me.id for user in message.mentions):
+        return True
+    if not message.mention_roles:
+        return False
+    channel = session.channel(message.channel_id)
+    guild_id = message.guild_id or (channel.guild_id if channel else None)
+    if guild_id is None:
+        return False
+    member = next((m for m in session.members(guild_id) if m.user and m.user.id == me.id), None)
+    return member is not None and bool(set(member.roles) & set(message.mention_roles))
+
+
+class ReadStateTracker(QObject):
+    """Unread and mention counts per channel, and which channel the user has open."""
+
+    changed = Signal(object)  # channel_id
+
+    def __init__(self, session: AppSession) -> None:
+        super().__init__(session)
+        self._session = session
+        self._unread: dict[int, int] = {}
+        self._mentions: dict[int, int] = {}
+        self._seeded: set[int] = set()  # id() of accounts whose relay counts we asked for
+        self.current_channel: int | None = None
+        session.message_created.connect(self._on_message)
+        session.guilds_changed.connect(self._seed_new_accounts)
+        self._seed_new_accounts()
+
+    # Queries -------------------------------------------------------------------------
+
+    def unread(self, channel_id: int) -> int:
+        return self._unread.get(channel_id, 0)
+
+    def mentions(self, channel_id: int) -> int:
+        return self._mentions.get(channel_id, 0)
+
+    def guild_unread(self, guild_id: int, skip: Callable[[int], bool] | None = None) -> bool:
+        """Any unread channel in the community (``skip`` leaves out e.g. muted ones)."""
+        return any(
+            self.unread(c.id) and not (skip and skip(c.id))
+            for c in self._session.channels(guild_id)
+        )
+
+    def guild_mentions(self, guild_id: int) -> int:
+        return sum(self.mentions(c.id) for c in self._session.channels(guild_id))
+
+    # Changes ---------------------------------------------------------------------------
+
+    def open_channel(self, channel_id: int | None) -> None:
+        """The user looks at ``channel_id`` now: it is read, and stays read while open."""
+        self.current_channel = channel_id
+        if channel_id is not None:
+            self.mark_read(channel_id)
+
+    def mark_read(self, channel_id: int) -> None:
+        had = self._unread.pop(channel_id, 0) + self._mentions.pop(channel_id, 0)
+        channel = self._session.channel(channel_id)
+        if had and channel is not None and channel.last_message_id is not None:
+            # Tell the relay too, so other devices and the next start agree.
+            self._session.ack(channel_id, channel.last_message_id)
+        if had:
+            self.changed.emit(channel_id)
+
+    def _on_message(self, message: Message) -> None:
+        me = self._session.me(message.channel_id)
+        if me is not None and message.author.id == me.id:
+            return
+        if message.channel_id == self.current_channel:
+            return
+        self._unread[message.channel_id] = self.unread(message.channel_id) + 1
+        if mentions_me(self._session, message):
+            self._mentions[message.channel_id] = self.mentions(message.channel_id) + 1
+        self.changed.emit(message.channel_id)
+
+    def _seed_new_accounts(self) -> None:
+        for account in self._session.accounts:
+            if id(account) in self._seeded:
+                continue
+            self._seeded.add(id(account))
+            self._session.fetch_read_states(account, self._seed)
+
+    def _seed(self, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            channel_id = int(entry["channel_id"])
+            if channel_id == self.current_channel:
+                continue
+            # The relay's count already includes anything that arrived meanwhile.
+            self._unread[channel_id] = int(entry.get("unread_count") or 0)
+            self._mentions[channel_id] = int(entry.get("mention_count") or 0)
+            self.changed.emit(channel_id)
+
+
+_trackers: weakref.WeakKeyDictionary[AppSession, ReadStateTracker] = weakref.WeakKeyDictionary()
+
+
+def read_states_for(session: AppSession) -> ReadStateTracker:
+    """The one tracker of ``session`` (created on first use)."""
+    tracker = _trackers.get(session)
+    if tracker is None:
+        tracker = _trackers[session] = ReadStateTracker(session)
+    return tracker
+
+
+# The channel tree ----------------------------------------------------------------------
+
+
+@dataclass
+class _Node:
+    channel: Channel
+    children: list[_Node] = field(default_factory=list)
+
+
+def build_tree(channels: list[Channel]) -> list[_Node]:
+    """Discord's order: channels outside a category first, then categories, each sorted
+    by (position, id); text-like channels above voice channels inside a group."""
+
+    def order(channel: Channel) -> tuple[int, int, int]:
+        voice = channel.type == ChannelType.GUILD_VOICE
+        return (int(voice), channel.position, channel.id)
+
+    categories = {c.id: _Node(c) for c in channels if c.type == ChannelType.GUILD_CATEGORY}
+    loose: list[_Node] = []
+    for channel in sorted(channels, key=order):
+        if channel.type == ChannelType.GUILD_CATEGORY:
+            continue
+        parent = categories.get(channel.parent_id or 0)
+        (parent.children if parent else loose).append(_Node(channel))
+    sorted_categories = sorted(
+        categories.values(), key=lambda n: (n.channel.position, n.channel.id)
+    )
+    return loose + sorted_categories
+
+
+class ChannelTreeModel(QAbstractItemModel):
+    """Categories and channels of one community. Top-level rows have internal id 0;
+    a child's internal id is its category's row + 1, so no pointers are needed."""
+
+    def __init__(
+        self,
+        session: AppSession,
+        read_states: ReadStateTracker,
+        is_muted: Callable[[int], bool] = lambda _channel_id: False,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._session = session
+        self._read_states = read_states
+        self._is_muted = is_muted
+        self._guild_id: int | None = None
+        self._roots: list[_Node] = []
+        session.channels_changed.connect(self._on_channels_changed)
+        read_states.changed.connect(self.refresh_channel)
+
+    @property
+    def guild_id(self) -> int | None:
+        return self._guild_id
+
+    def set_guild(self, guild_id: int | None) -> None:
+        self.beginResetModel()
+        self._guild_id = guild_id
+        self._roots = build_tree(self._session.channels(guild_id)) if guild_id else []
+        self.endResetModel()
+
+    # Structure ----------------------------------------------------------------------------
+
+    def _node(self, index: Index) -> _Node | None:
+        if not index.isValid():
+            return None
+        parent_row = index.internalId()
+        if parent_row == 0:
+            return self._roots[index.row()] if index.row() < len(self._roots) else None
+        siblings = self._roots[parent_row - 1].children
+        return siblings[index.row()] if index.row() < len(siblings) else None
+
+    def index(self, row: int, column: int = 0, parent: Index = ROOT) -> QModelIndex:
+        if column != 0 or row < 0:
+            return QModelIndex()
+        if not parent.isValid():
+            return self.createIndex(row, 0, 0) if row < len(self._roots) else QModelIndex()
+        if parent.internalId() != 0:
+            return QModelIndex()
+        children = self._roots[parent.row()].children
+        return self.createIndex(row, 0, parent.row() + 1) if row < len(children) else QModelIndex()
+
+    def parent(self, index: Index = ROOT) -> QModelIndex:  # type: ignore[override]
+        if not index.isValid() or index.internalId() == 0:
+            return QModelIndex()
+        return self.createIndex(index.internalId() - 1, 0, 0)
+
+    def rowCount(self, parent: Index = ROOT) -> int:
+        if not parent.isValid():
+            return len(self._roots)
+        if parent.internalId() != 0 or parent.row() >= len(self._roots):
+            return 0
+        return len(self._roots[parent.row()].children)
+
+    def columnCount(self, parent: Index = ROOT) -> int:
+        return 1
+
+    def index_of(self, channel_id: int) -> QModelIndex:
+        for row, node in enumerate(self._roots):
+            if node.channel.id == channel_id:
+                return self.index(row, 0)
+            for child_row, child in enumerate(node.children):
+                if child.channel.id == channel_id:
+                    return self.index(child_row, 0, self.index(row, 0))
+        return QModelIndex()
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        node = self._node(index)
+        if node is None:
+            return Qt.ItemFlag.NoItemFlags
+        if node.channel.type == ChannelType.GUILD_CATEGORY:
+            return Qt.ItemFlag.ItemIsEnabled
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    # Data ----------------------------------------------------------------------------------
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        node = self._node(index)
+        if node is None:
+            return None
+        channel = node.channel
+        name = channel.name or "unnamed"
+        muted = self._is_muted(channel.id)
+        unread = bool(self._read_states.unread(channel.id)) and not muted
+        if role == Qt.ItemDataRole.DisplayRole:
+            return name.upper() if channel.type == ChannelType.GUILD_CATEGORY else name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return channel.topic or name
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            parts = [name]
+            if unread:
+                parts.append("unread")
+            if mentions := self._read_states.mentions(channel.id):
+                parts.append(f"{mentions} mentions")
+            if muted:
+                parts.append("muted")
+            return ", ".join(parts)
+        if role == Qt.ItemDataRole.FontRole:
+            font = QFont()
+            font.setBold(unread or channel.type == ChannelType.GUILD_CATEGORY)
+            return font
+        if role == ChannelIdRole:
+            return channel.id
+        if role == KindRole:
+            return int(channel.type)
+        if role == UnreadRole:
+            return unread
+        if role == MentionRole:
+            return self._read_states.mentions(channel.id)
+        if role == MutedRole:
+            return muted
+        if role == CurrentRole:
+            return channel.id == self._read_states.current_channel
+        return None
+
+    def refresh_channel(self, channel_id: int) -> None:
+        """Repaint one row (unread, mentions, mute changed)."""
+        index = self.index_of(channel_id)
+        if index.isValid():
+            self.dataChanged.emit(index, index)
+
+    def refresh_all(self) -> None:
+        for row, node in enumerate(self._roots):
+            parent = self.index(row, 0)
+            self.dataChanged.emit(parent, parent)
+            if node.children:
+                first = self.index(0, 0, parent)
+                last = self.index(len(node.children) - 1, 0, parent)
+                self.dataChanged.emit(first, last)
+
+    def _on_channels_changed(self, guild_id: object) -> None:
+        if guild_id != self._guild_id or self._guild_id is None:
+            return
+        new_roots = build_tree(self._session.channels(self._guild_id))
+        # A layout change with remapped persistent indexes keeps the view's selection,
+        # current item and expanded categories, which a reset would throw away.
+        self.layoutAboutToBeChanged.emit()
+        old = [(index, self.data(index, ChannelIdRole)) for index in self.persistentIndexList()]
+        self._roots = new_roots
+        for index, channel_id in old:
+            self.changePersistentIndex(
+                index, self.index_of(channel_id) if channel_id else QModelIndex()
+            )
+        self.layoutChanged.emit()
+
+
+# Collapsed categories, remembered per account ------------------------------------------
+
+_COLLAPSED_KEY = "collapsed_categories"
+
+
+def load_collapsed(account: Account | None) -> set[int]:
+    store = account.client.store if account else None
+    if store is None:
+        return set()
+    try:
+        return {int(x) for x in json.loads(store.get_meta(_COLLAPSED_KEY) or "[]")}
+    except (ValueError, TypeError):
+        return set()
+
+
+def save_collapsed(account: Account | None, collapsed: set[int]) -> None:
+    store = account.client.store if account else None
+    if store is not None:
+        store.set_meta(_COLLAPSED_KEY, json.dumps(sorted(collapsed)))

@@ -1,0 +1,381 @@
+"""The channel list of one community: collapsible categories, channels with their
+glyph, unread in bold, mention badges, muted dimmed, and per-channel notification menu."""
+
+from __future__ import annotations
+
+from nexus_protocol.models import ChannelType
+
+from ..models.channels import (
+    ChannelIdRole,
+    ChannelTreeModel,
+    KindRole,
+    MentionRole,
+    MutedRole,
+    UnreadRole,
+    load_collapsed,
+    read_states_for,
+    save_collapsed,
+)
+from ..notifications import LEVELS, Level, notification_settings_for
+from ..qt import (
+    QAbstractItemView,
+    QColor,
+    QEvent,
+    QFont,
+    QFontMetrics,
+    QKeyEvent,
+    QLabel,
+    QMenu,
+    QModelIndex,
+    QObject,
+    QPainter,
+    QPalette,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QSize,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    Qt,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+    Signal,
+)
+from ..session import AppSession
+
+Index = QModelIndex | QPersistentModelIndex
+
+GLYPHS = {
+    ChannelType.GUILD_TEXT: "#",
+    ChannelType.GUILD_VOICE: "🔊",
+    ChannelType.GUILD_ANNOUNCEMENT: "📢",
+}
+MUTE_CHOICES: tuple[tuple[str, float | None], ...] = (
+    ("For 15 minutes", 15 * 60),
+    ("For 1 hour", 60 * 60),
+    ("For 8 hours", 8 * 60 * 60),
+    ("For 24 hours", 24 * 60 * 60),
+    ("Until I turn it back on", None),
+)
+LEVEL_LABELS: dict[Level, str] = {
+    "all": "All messages",
+    "mentions": "Only @mentions",
+    "nothing": "Nothing",
+}
+
+
+# Without an emoji font (many Linux desktops) the picture glyphs would be boxes.
+FALLBACK_GLYPHS = {ChannelType.GUILD_VOICE: "♪", ChannelType.GUILD_ANNOUNCEMENT: "⚑"}
+
+
+def channel_glyph(kind: int | None, metrics: QFontMetrics) -> str:
+    channel_type = ChannelType(kind) if kind is not None else ChannelType.GUILD_TEXT
+    glyph = GLYPHS.get(channel_type, "#")
+    if not metrics.inFontUcs4(ord(glyph)):
+        glyph = FALLBACK_GLYPHS.get(channel_type, "#")
+    return glyph
+
+
+class ChannelDelegate(QStyledItemDelegate):
+    """Glyph + name, a category arrow, and a mention badge on the right."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        size = super().sizeHint(option, index)
+        return QSize(size.width(), max(size.height(), 30))
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        kind = index.data(KindRole)
+        rect: QRect = option.rect
+        palette: QPalette = option.palette
+        state = option.state
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        if kind == ChannelType.GUILD_CATEGORY:
+            expanded = bool(state & QStyle.StateFlag.State_Open)
+            font = QFont(option.font)
+            font.setBold(True)
+            font.setPointSizeF(font.pointSizeF() * 0.85)
+            painter.setFont(font)
+            painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
+            text_rect = rect.adjusted(4, 0, -4, 0)
+            arrow = "▾" if expanded else "▸"
+            painter.drawText(
+                text_rect,
+                Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                f"{arrow} {index.data()}",
+            )
+            painter.restore()
+            return
+
+        selected = bool(state & QStyle.StateFlag.State_Selected)
+        hovered = bool(state & QStyle.StateFlag.State_MouseOver)
+        box = rect.adjusted(4, 1, -4, -1)
+        if selected or hovered:
+            highlight = palette.color(QPalette.ColorRole.Highlight)
+            if not selected:
+                highlight.setAlpha(60)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(highlight)
+            painter.drawRoundedRect(box, 4, 4)
+        if state & QStyle.StateFlag.State_HasFocus:
+            painter.setPen(palette.color(QPalette.ColorRole.Highlight).lighter(140))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(box, 4, 4)
+
+        muted = bool(index.data(MutedRole))
+        unread = bool(index.data(UnreadRole))
+        color = palette.color(
+            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        )
+        if not unread and not selected:
+            color = palette.color(QPalette.ColorRole.PlaceholderText)
+        if muted:
+            color.setAlpha(110)
+
+        font = QFont(option.font)
+        font.setBold(unread)
+        painter.setFont(font)
+        painter.setPen(color)
+        glyph_rect = QRect(box.left() + 6, box.top(), 20, box.height())
+        glyph = channel_glyph(kind, painter.fontMetrics())
+        painter.drawText(glyph_rect, Qt.AlignmentFlag.AlignCenter, glyph)
+
+        mentions = int(index.data(MentionRole) or 0)
+        badge_width = 0
+        if mentions:
+            text = str(mentions) if mentions < 100 else "99+"
+            badge_width = max(18, painter.fontMetrics().horizontalAdvance(text) + 10)
+            badge = QRect(box.right() - badge_width - 4, box.center().y() - 8, badge_width, 16)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor("#f23f43"))  # the mention red reads on any theme
+            painter.drawRoundedRect(badge, 8, 8)
+            painter.setPen(QColor("white"))
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+            painter.setPen(color)
+
+        name_rect = box.adjusted(30, 0, -(badge_width + 10), 0)
+        name = painter.fontMetrics().elidedText(
+            str(index.data()), Qt.TextElideMode.ElideRight, name_rect.width()
+        )
+        painter.drawText(
+            name_rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name
+        )
+        painter.restore()
+
+
+class ChannelList(QWidget):
+    channel_selected = Signal(object)  # channel id: snowflakes overflow a Qt int
+
+    def __init__(self, session: AppSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ChannelList")
+        self._session = session
+        self._read_states = read_states_for(session)
+        self.settings = notification_settings_for(session)
+        self.model = ChannelTreeModel(session, self._read_states, self.settings.is_muted, self)
+        self.settings.changed.connect(self._on_settings_changed)
+        self._collapsed: set[int] = set()
+
+        self.title = QLabel(self)
+        self.title.setObjectName("ChannelListTitle")
+        self.title.setTextFormat(Qt.TextFormat.PlainText)  # community names are user text
+        font = self.title.font()
+        font.setBold(True)
+        self.title.setFont(font)
+        self.title.setContentsMargins(12, 10, 12, 10)
+
+        self.tree = QTreeView(self)
+        self.tree.setModel(self.model)
+        self.tree.setItemDelegate(ChannelDelegate(self.tree))
+        self.tree.setHeaderHidden(True)
+        self.tree.setRootIsDecorated(False)  # the delegate draws the category arrow
+        self.tree.setIndentation(0)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setMouseTracking(True)
+        self.tree.setFrameShape(QTreeView.Shape.NoFrame)
+        self.tree.setExpandsOnDoubleClick(False)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.setAccessibleName("Channels")
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._show_menu)
+        self.tree.clicked.connect(self._on_clicked)
+        self.tree.activated.connect(self._on_activated)
+        self.tree.collapsed.connect(lambda index: self._remember(index, collapsed=True))
+        self.tree.expanded.connect(lambda index: self._remember(index, collapsed=False))
+        self.tree.installEventFilter(self)
+        self.model.layoutChanged.connect(self._apply_expansion)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.tree, 1)
+        session.guilds_changed.connect(self._update_title)
+
+    # Public ------------------------------------------------------------------------------
+
+    def set_guild(self, guild_id: int | None) -> None:
+        if guild_id == self.model.guild_id:
+            return
+        self.model.set_guild(guild_id)
+        self._collapsed = load_collapsed(
+            self._session.account_for_guild(guild_id) if guild_id else None
+        )
+        self._apply_expansion()
+        self._update_title()
+
+    def select_channel(self, channel_id: int) -> None:
+        """Open ``channel_id`` (switching community if needed), as the quick switcher does."""
+        channel = self._session.channel(channel_id)
+        if channel is None:
+            return
+        if channel.guild_id != self.model.guild_id:
+            self.set_guild(channel.guild_id)
+        index = self.model.index_of(channel_id)
+        if index.isValid():
+            self.tree.expand(index.parent()) if index.parent().isValid() else None
+            self.tree.setCurrentIndex(index)
+            self._open(index)
+
+    def current_channel(self) -> int | None:
+        index = self.tree.currentIndex()
+        channel_id = index.data(ChannelIdRole) if index.isValid() else None
+        return int(channel_id) if channel_id is not None else None
+
+    def visible_names(self) -> list[str]:
+        """Rows as shown, top to bottom (categories upper-case), for people and tests."""
+        names: list[str] = []
+        index = self.model.index(0, 0)
+        while index.isValid():
+            names.append(str(index.data()))
+            index = self.tree.indexBelow(index)
+        return names
+
+    # Opening channels ----------------------------------------------------------------------
+
+    def _open(self, index: QModelIndex) -> None:
+        channel_id = index.data(ChannelIdRole)
+        if channel_id is None or index.data(KindRole) == ChannelType.GUILD_CATEGORY:
+            return
+        previous = self._read_states.current_channel
+        self._read_states.open_channel(int(channel_id))
+        if previous is not None:
+            self.model.refresh_channel(previous)
+        self.model.refresh_channel(int(channel_id))
+        channel = self._session.channel(int(channel_id))
+        if channel is not None and channel.guild_id is not None:
+            self._session.remember_last_channel(channel.guild_id, int(channel_id))
+        self.channel_selected.emit(int(channel_id))
+
+    def _on_clicked(self, index: QModelIndex) -> None:
+        if index.data(KindRole) == ChannelType.GUILD_CATEGORY:
+            self.tree.setExpanded(index, not self.tree.isExpanded(index))
+        else:
+            self._open(index)
+
+    def _on_activated(self, index: QModelIndex) -> None:
+        # Enter on a category toggles it, on a channel opens it.
+        self._on_clicked(index)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.tree and event.type() == QEvent.Type.KeyPress:
+            assert isinstance(event, QKeyEvent)
+            alt = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
+            if alt and event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+                self.jump_to_unread(forward=event.key() == Qt.Key.Key_Down)
+                return True
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                index = self.tree.currentIndex()
+                if index.isValid():
+                    self._on_clicked(index)
+                return True
+        return super().eventFilter(watched, event)
+
+    def jump_to_unread(self, *, forward: bool) -> None:
+        """Alt+Down / Alt+Up: the next or previous unread channel, opened."""
+        rows: list[QModelIndex] = []
+        for row in range(self.model.rowCount()):
+            top = self.model.index(row, 0)
+            rows.append(top)
+            rows.extend(self.model.index(r, 0, top) for r in range(self.model.rowCount(top)))
+        current = self.tree.currentIndex()
+        position = next((i for i, ix in enumerate(rows) if ix == current), -1)
+        order = rows[position + 1 :] if forward else list(reversed(rows[: max(position, 0)]))
+        target = next((ix for ix in order if ix.data(UnreadRole)), None)
+        if target is not None:
+            if target.parent().isValid():
+                self.tree.expand(target.parent())
+            self.tree.setCurrentIndex(target)
+            self._open(target)
+
+    # Categories --------------------------------------------------------------------------
+
+    def _apply_expansion(self) -> None:
+        for row in range(self.model.rowCount()):
+            index = self.model.index(row, 0)
+            if index.data(KindRole) == ChannelType.GUILD_CATEGORY:
+                self.tree.setExpanded(index, index.data(ChannelIdRole) not in self._collapsed)
+
+    def _remember(self, index: QModelIndex, *, collapsed: bool) -> None:
+        category = index.data(ChannelIdRole)
+        if category is None or (category in self._collapsed) == collapsed:
+            return
+        if collapsed:
+            self._collapsed.add(category)
+        else:
+            self._collapsed.discard(category)
+        guild_id = self.model.guild_id
+        save_collapsed(
+            self._session.account_for_guild(guild_id) if guild_id else None, self._collapsed
+        )
+
+    # Context menu: notifications -------------------------------------------------------------
+
+    def channel_menu(self, channel_id: int) -> QMenu:
+        """The per-channel menu (built fresh; tests and keyboard users can reach it too)."""
+        menu = QMenu(self)
+        menu.setAccessibleName("Channel options")
+        read = menu.addAction("Mark as read")
+        read.triggered.connect(lambda: self._mark_read(channel_id))
+        levels = menu.addMenu("Notifications")
+        current = self.settings.level(channel_id)
+        for level in LEVELS:
+            action = levels.addAction(LEVEL_LABELS[level])
+            action.setCheckable(True)
+            action.setChecked(level == current)
+            action.triggered.connect(
+                lambda _=False, lv=level: self.settings.set_level(channel_id, lv)
+            )
+        if self.settings.is_muted(channel_id):
+            unmute = menu.addAction("Unmute channel")
+            unmute.triggered.connect(lambda: self.settings.unmute(channel_id))
+        else:
+            mute = menu.addMenu("Mute channel")
+            for label, seconds in MUTE_CHOICES:
+                action = mute.addAction(label)
+                action.triggered.connect(
+                    lambda _=False, s=seconds: self.settings.mute(channel_id, s)
+                )
+        return menu
+
+    def _show_menu(self, point: QPoint) -> None:
+        index = self.tree.indexAt(point)
+        channel_id = index.data(ChannelIdRole) if index.isValid() else None
+        if channel_id is None or index.data(KindRole) == ChannelType.GUILD_CATEGORY:
+            return
+        menu = self.channel_menu(int(channel_id))
+        menu.exec(self.tree.viewport().mapToGlobal(point))
+        menu.deleteLater()
+
+    def _mark_read(self, channel_id: int) -> None:
+        self._read_states.mark_read(channel_id)
+
+    def _on_settings_changed(self, _changed_id: object) -> None:
+        # A community-wide level or a keyword can touch every row; repainting is cheap.
+        self.model.refresh_all()
+
+    def _update_title(self) -> None:
+        guild = self._session.guild(self.model.guild_id) if self.model.guild_id else None
+        self.title.setText(guild.name if guild else "")

@@ -1,0 +1,299 @@
+"""The main window: Discord's layout, composed from the navigation, message and
+management widgets and wired together. Composition and wiring only — each pane owns its
+own behaviour."""
+
+from __future__ import annotations
+
+from ..hosting import HostedRelay
+from ..notifications import LEVELS, Notifier, notification_settings_for
+from ..prefs import Prefs
+from ..qt import (
+    QAction,
+    QCursor,
+    QHBoxLayout,
+    QKeySequence,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QShortcut,
+    Qt,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+from ..session import AppSession
+from .channel_list import LEVEL_LABELS, ChannelList
+from .community_settings import CommunitySettingsDialog
+from .composer import Composer
+from .create_community import CreateCommunityDialog
+from .join_dialog import HostDialog, JoinDialog
+from .member_list import MemberList
+from .message_view import MessageView
+from .quick_switcher import QuickSwitcher
+from .server_rail import ServerRail
+from .settings_dialog import SettingsDialog
+from .user_panel import UserPanel
+
+
+def _plain(text: str = "", name: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)  # names and topics are user text
+    if name:
+        label.setObjectName(name)
+    return label
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        session: AppSession,
+        parent: QWidget | None = None,
+        *,
+        hosted_relay: HostedRelay | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.hosted_relay = hosted_relay or HostedRelay(session.data_dir / "hosted")
+        self.guild_id: int | None = None
+        self.channel_id: int | None = None
+        self._pending_guild: int | None = None  # joined, not yet arrived over the gateway
+        self.setWindowTitle("Nexus")
+        self.resize(1280, 800)
+
+        self.rail = ServerRail(session, self)
+        self.channel_list = ChannelList(session, self)
+        self.user_panel = UserPanel(session, self)
+        self.message_view = MessageView(session, self)
+        self.composer = Composer(session, self)
+        self.member_list = MemberList(session, self)
+        self.notification_settings = notification_settings_for(session)
+        self.notifier = Notifier(session, self.notification_settings, self)
+
+        self.community_button = QToolButton(self)
+        self.community_button.setText("Community ▾")
+        self.community_button.setAccessibleName("Community menu")
+        self.community_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.community_button.setMenu(self._community_menu())
+        self.channel_name = _plain(name="ChannelName")
+        self.channel_name.setAccessibleName("Channel name")
+        self.channel_topic = _plain(name="ChannelTopic")
+        self.channel_topic.setAccessibleName("Channel topic")
+        self.bell = QToolButton(self)
+        self.bell.setText("Alerts")
+        self.bell.setToolTip("Notification settings")
+        self.bell.setAccessibleName("Notification settings")
+        self.bell.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.bell.setMenu(QMenu(self.bell))
+        self.bell.menu().aboutToShow.connect(self._fill_bell_menu)
+        self.members_toggle = QToolButton(self)
+        self.members_toggle.setText("Members")
+        self.members_toggle.setCheckable(True)
+        self.members_toggle.setChecked(True)
+        self.members_toggle.setToolTip("Show member list")
+        self.members_toggle.setAccessibleName("Show member list")
+        self.members_toggle.toggled.connect(self.member_list.setVisible)
+        self.setCentralWidget(self._layout())
+
+        self.connection = _plain("", "ConnectionState")
+        self.statusBar().addPermanentWidget(self.connection)
+        self._show_connection(any(a.client.online for a in session.accounts))
+        self._wire()
+        self._shortcuts()
+        # The rail may have picked a community before the wiring above existed.
+        first = self.rail.current_guild()
+        if first is None and session.all_guilds():
+            first = session.all_guilds()[0][1].id
+        if first is not None:
+            self.rail.select_guild(first)
+            self.open_guild(first)
+
+    # Layout ---------------------------------------------------------------------------
+
+    def _layout(self) -> QWidget:
+        left = QVBoxLayout()
+        left.setContentsMargins(0, 0, 0, 0)
+        left.setSpacing(0)
+        left.addWidget(self.community_button)
+        left.addWidget(self.channel_list, 1)
+        left.addWidget(self.user_panel)
+        left_column = QWidget(self)
+        left_column.setLayout(left)
+        left_column.setFixedWidth(240)
+
+        header = QHBoxLayout()
+        header.setContentsMargins(12, 6, 12, 6)
+        header.addWidget(self.channel_name)
+        header.addWidget(self.channel_topic, 1)
+        header.addWidget(self.bell)
+        header.addWidget(self.members_toggle)
+        header_bar = QWidget(self)
+        header_bar.setObjectName("ChannelHeader")
+        header_bar.setLayout(header)
+        centre = QVBoxLayout()
+        centre.setContentsMargins(0, 0, 0, 0)
+        centre.setSpacing(0)
+        centre.addWidget(header_bar)
+        centre.addWidget(self.message_view, 1)
+        centre.addWidget(self.composer)
+
+        self.member_list.setFixedWidth(240)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self.rail)
+        row.addWidget(left_column)
+        row.addLayout(centre, 1)
+        row.addWidget(self.member_list)
+        body = QWidget(self)
+        body.setLayout(row)
+        return body
+
+    def _community_menu(self) -> QMenu:
+        menu = QMenu(self)
+        settings = menu.addAction("Community settings…")
+        settings.setShortcut(QKeySequence("Ctrl+Shift+G"))
+        settings.triggered.connect(self.open_community_settings)
+        menu.addSeparator()
+        menu.addAction("Create a community…").triggered.connect(self.create_community)
+        menu.addAction("Host a community on this computer…").triggered.connect(self.host_community)
+        menu.addAction("Join a community…").triggered.connect(self.join_community)
+        self.addActions(menu.actions())  # their shortcuts work with the menu closed
+        return menu
+
+    # Wiring ---------------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        session = self.session
+        self.rail.guild_selected.connect(self.open_guild)
+        self.rail.create_requested.connect(self._show_add_menu)
+        self.rail.join_requested.connect(self.join_community)
+        self.channel_list.channel_selected.connect(self.open_channel)
+        self.message_view.reply_requested.connect(self.composer.start_reply)
+        self.message_view.edit_requested.connect(self.composer.start_edit)
+        self.user_panel.settings_requested.connect(self.open_settings)
+        session.connection_changed.connect(self._show_connection)
+        session.error.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        session.channels_changed.connect(self._refresh_header)
+        session.guilds_changed.connect(self._open_first_guild)
+        session.guilds_changed.connect(self._select_pending)
+
+    def _shortcuts(self) -> None:
+        keybinds = Prefs(self.session.data_dir).keybinds()
+        switcher = QShortcut(QKeySequence(keybinds["quick_switcher"] or "Ctrl+K"), self)
+        switcher.activated.connect(self.open_quick_switcher)
+        settings = QShortcut(QKeySequence("Ctrl+,"), self)
+        settings.activated.connect(self.open_settings)
+
+    # Navigation ---------------------------------------------------------------------------
+
+    def open_guild(self, guild_id: int) -> None:
+        self.guild_id = guild_id
+        self.channel_list.set_guild(guild_id)
+        self.member_list.set_guild(guild_id)
+        self.user_panel.set_guild(guild_id)
+        channels = [c for c in self.session.channels(guild_id) if c.type == 0]
+        last = self.session.last_channel(guild_id)
+        target = last if any(c.id == last for c in channels) else None
+        if target is None and channels:
+            target = channels[0].id
+        if target is not None:
+            self.channel_list.select_channel(target)  # emits channel_selected → open_channel
+
+    def open_channel(self, channel_id: int) -> None:
+        self.channel_id = channel_id
+        self.message_view.set_channel(channel_id)
+        self.composer.set_channel(channel_id)
+        self._refresh_header()
+        self.composer.setFocus()
+
+    def go_to_channel(self, channel_id: int) -> None:
+        """Open a channel from anywhere (the quick switcher): its community first."""
+        channel = self.session.channel(channel_id)
+        if channel is None or channel.guild_id is None:
+            return
+        if channel.guild_id != self.guild_id:
+            self.rail.select_guild(channel.guild_id)
+            self.open_guild(channel.guild_id)
+        self.channel_list.select_channel(channel_id)
+
+    def _open_first_guild(self) -> None:
+        if self.guild_id is None and self.session.all_guilds():
+            self.rail.select_guild(self.session.all_guilds()[0][1].id)
+
+    def _refresh_header(self, *_: object) -> None:
+        channel = self.session.channel(self.channel_id) if self.channel_id else None
+        self.channel_name.setText(f"# {channel.name}" if channel and channel.name else "")
+        self.channel_topic.setText(channel.topic or "" if channel else "")
+        self.bell.setEnabled(channel is not None)
+
+    def _fill_bell_menu(self) -> None:
+        menu = self.bell.menu()
+        menu.clear()
+        if self.channel_id is None:
+            return
+        channel_id = self.channel_id
+        current = self.notification_settings.level(channel_id)
+        for level in LEVELS:
+            action = QAction(LEVEL_LABELS.get(level, level), menu)
+            action.setCheckable(True)
+            action.setChecked(level == current)
+            action.triggered.connect(
+                lambda _=False, lv=level: self.notification_settings.set_level(channel_id, lv)
+            )
+            menu.addAction(action)
+
+    def _show_connection(self, online: bool) -> None:
+        if online:
+            self.connection.setText("Connected")
+        else:
+            self.connection.setText("Offline — reconnecting" if self.session.accounts else "")
+
+    # Dialogs ----------------------------------------------------------------------------------
+
+    def open_quick_switcher(self) -> None:
+        switcher = QuickSwitcher(self.session, self)
+        switcher.channel_chosen.connect(self.go_to_channel)
+        switcher.open()
+
+    def open_settings(self) -> None:
+        SettingsDialog(self.session, self).open()
+
+    def open_community_settings(self) -> None:
+        if self.guild_id is not None:
+            CommunitySettingsDialog(self.session, self.guild_id, self).open()
+
+    def create_community(self) -> None:
+        dialog = CreateCommunityDialog(self.session, self)
+        dialog.created.connect(self.select_guild_when_known)  # created(guild_id)
+        dialog.open()
+
+    def join_community(self) -> None:
+        dialog = JoinDialog(self.session, self)
+        dialog.joined.connect(self.select_guild_when_known)
+        dialog.open()
+
+    def host_community(self) -> HostDialog:
+        dialog = HostDialog(self.session, self.hosted_relay, self)
+        dialog.open()
+        return dialog
+
+    def _show_add_menu(self) -> None:
+        menu = QMenu(self)
+        menu.addAction("Create a community…").triggered.connect(self.create_community)
+        menu.addAction("Host a community on this computer…").triggered.connect(self.host_community)
+        menu.addAction("Join a community…").triggered.connect(self.join_community)
+        menu.popup(QCursor.pos())
+
+    def select_guild_when_known(self, guild_id: object) -> None:
+        """Show a just-joined community; it arrives over the gateway shortly after."""
+        if isinstance(guild_id, int):
+            self._pending_guild = guild_id
+            self._select_pending()
+
+    def _select_pending(self) -> None:
+        guild_id = self._pending_guild
+        if guild_id is not None and self.session.guild(guild_id) is not None:
+            self._pending_guild = None
+            self.rail.select_guild(guild_id)
+            if self.guild_id != guild_id:
+                self.open_guild(guild_id)

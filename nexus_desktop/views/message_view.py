@@ -1,0 +1,419 @@
+"""The message pane: a virtualised list of one channel's messages (``MessageListModel``
+painted by ``MessageDelegate``), a "Jump to present" button and the typing line.
+
+It talks to the relay only through ``AppSession`` operations; what they change comes
+back as session signals, which the model turns into row changes.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+from nexus_client.outbox import PendingMessage
+from nexus_protocol.models import Message
+
+from ..models.messages import MessageListModel, Roles
+from ..qt import (
+    QAbstractItemView,
+    QAction,
+    QDesktopServices,
+    QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
+    QLabel,
+    QListView,
+    QMenu,
+    QMessageBox,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QResizeEvent,
+    QShowEvent,
+    QStyleOptionViewItem,
+    Qt,
+    QTimer,
+    QToolButton,
+    QUrl,
+    QVBoxLayout,
+    QWidget,
+    Signal,
+)
+from ..session import AppSession
+from .message_delegate import MessageDelegate
+
+__all__ = ["QUICK_EMOJI", "TYPING_SECONDS", "MessageView"]
+
+QUICK_EMOJI = [
+    "👍",
+    "👎",
+    "😂",
+    "❤️",
+    "😮",
+    "😢",
+    "😡",
+    "🎉",
+    "🔥",
+    "👀",
+    "✅",
+    "❌",
+    "🙏",
+    "💯",
+    "🤔",
+    "👋",
+]
+TYPING_SECONDS = 10.0
+_CODE_BLOCK = re.compile(r"```[^\n`]*\n?(.*?)```", re.S)
+
+
+class MessageView(QWidget):
+    reply_requested = Signal(object)  # Message
+    edit_requested = Signal(object)  # Message
+
+    def __init__(self, session: AppSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("MessageView")
+        self.session = session
+        self.channel_id: int | None = None
+        self.model = MessageListModel(session, self)
+        self.delegate = MessageDelegate(self)
+        self.list = QListView(self)
+        self.list.setObjectName("MessageList")
+        self.list.setAccessibleName("Messages")
+        self.list.setModel(self.model)
+        self.list.setItemDelegate(self.delegate)
+        self.delegate.viewport = self.list.viewport()
+        self.list.setUniformItemSizes(False)
+        self.list.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setWordWrap(True)
+        self.list.setMouseTracking(True)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._context_menu)
+        self.list.installEventFilter(self)
+        self.typing_label = QLabel(self)
+        self.typing_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.typing_label.setObjectName("TypingIndicator")
+        self.typing_label.setAccessibleName("Who is typing")
+        self.jump_button = QToolButton(self)
+        self.jump_button.setText("Jump to present ↓")
+        self.jump_button.setAccessibleName("Jump to present")
+        self.jump_button.hide()
+        self.jump_button.clicked.connect(self.jump_to_present)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.typing_label)
+
+        #: Asks before a link opens; tests replace it. Returns True to open.
+        self.confirm_link: Callable[[str], bool] = self._ask_before_opening
+        self.opened_links: list[str] = []
+        self._typers: dict[int, float] = {}
+        self._stick_to_bottom = True
+        self._loading_history = False
+        self._anchor: tuple[QPersistentModelIndex, int] | None = None
+        self._acked: int | None = None
+        self._typing_timer = QTimer(self)
+        self._typing_timer.setInterval(1000)
+        self._typing_timer.timeout.connect(self._refresh_typing)
+
+        bar = self.list.verticalScrollBar()
+        bar.valueChanged.connect(self._scrolled)
+        bar.rangeChanged.connect(self._range_changed)
+        self.model.rowsAboutToBeInserted.connect(self._before_insert)
+        self.model.rowsInserted.connect(self._after_insert)
+        self.model.dataChanged.connect(self._row_changed)
+        self.model.modelReset.connect(self.delegate.forget_all)
+        self.delegate.reaction_clicked.connect(self._toggle_reaction)
+        self.delegate.retry_clicked.connect(self._retry)
+        self.delegate.discard_clicked.connect(self._discard)
+        self.delegate.reply_clicked.connect(self.jump_to_message)
+        self.delegate.link_clicked.connect(self.open_link)
+        session.typing_started.connect(self._someone_typing)
+        session.message_created.connect(self._message_arrived)
+        session.history_loaded.connect(self._history_loaded)
+        session.members_changed.connect(lambda _guild: self._refresh_names())
+
+    # Channel -----------------------------------------------------------------------------
+
+    def set_channel(self, channel_id: int | None) -> None:
+        self.channel_id = channel_id
+        self._typers.clear()
+        self._refresh_typing()
+        self._acked = None
+        self._refresh_names()
+        self._stick_to_bottom = True
+        self.model.set_channel(channel_id)
+        self.list.scrollToBottom()
+        self._ack_latest()
+        if channel_id is not None and self.model.rowCount() < 30:
+            self._request_history(self.model.oldest_id())
+
+    def _refresh_names(self) -> None:
+        if self.channel_id is None:
+            return
+        channel = self.session.channel(self.channel_id)
+        me = self.session.me(self.channel_id)
+        mentions: dict[int, str] = {}
+        channels: dict[int, str] = {}
+        if channel is not None and channel.guild_id is not None:
+            for member in self.session.members(channel.guild_id):
+                if member.user is not None:
+                    user = member.user
+                    mentions[user.id] = member.nick or user.global_name or user.username
+            channels = {c.id: c.name or "?" for c in self.session.channels(channel.guild_id)}
+        if me is not None:
+            mentions.setdefault(me.id, me.global_name or me.username)
+        self.delegate.set_names(mentions, channels, me.id if me else None)
+        self.list.viewport().update()
+
+    # Scrolling -----------------------------------------------------------------------------
+
+    def at_bottom(self) -> bool:
+        bar = self.list.verticalScrollBar()
+        return bar.value() >= bar.maximum() - 4
+
+    def _scrolled(self, value: int) -> None:
+        self._stick_to_bottom = self.at_bottom()
+        self.jump_button.setVisible(not self._stick_to_bottom or not self.model.at_present)
+        self._place_jump_button()
+        if self._stick_to_bottom:
+            self._ack_latest()
+        if value <= self.list.verticalScrollBar().minimum() and self.model.rowCount():
+            self._request_history(self.model.oldest_id())
+
+    def _request_history(self, before: int | None) -> None:
+        if self._loading_history or self.channel_id is None:
+            return
+        self._loading_history = True
+        self.session.load_history(self.channel_id, before=before)
+
+    def _history_loaded(self, channel_id: int) -> None:
+        if channel_id == self.channel_id:
+            self._loading_history = False
+
+    def _before_insert(self, _parent: QModelIndex, first: int, _last: int) -> None:
+        if first == 0 and self.model.rowCount() and not self._stick_to_bottom:
+            # Older messages are coming in above: remember which row is at the top of
+            # the viewport, and where, to keep it under the reader's eye.
+            top = self.list.indexAt(QPoint(8, 1))
+            if top.isValid():
+                self._anchor = (QPersistentModelIndex(top), self.list.visualRect(top).top())
+
+    def _after_insert(self, *_: object) -> None:
+        if self._stick_to_bottom:
+            QTimer.singleShot(0, self.list.scrollToBottom)
+
+    def _range_changed(self, _minimum: int, maximum: int) -> None:
+        bar = self.list.verticalScrollBar()
+        if self._stick_to_bottom:
+            bar.setValue(maximum)
+        elif self._anchor is not None:
+            anchor, was = self._anchor
+            self._anchor = None
+            if anchor.isValid():
+                now = self.list.visualRect(self.model.index(anchor.row())).top()
+                bar.setValue(bar.value() + now - was)
+
+    def _row_changed(self, top: QModelIndex, bottom: QModelIndex, *_: object) -> None:
+        for row in range(top.row(), bottom.row() + 1):
+            self.delegate.forget(int(self.model.index(row).data(Roles.KEY) or 0))
+
+    def jump_to_present(self) -> None:
+        if not self.model.at_present:
+            self.model.set_channel(self.channel_id)
+        self._stick_to_bottom = True
+        self.list.scrollToBottom()
+        self.jump_button.hide()
+
+    def jump_to_message(self, message_id: int) -> bool:
+        """Scroll to a loaded message and select it; False if it is not loaded."""
+        row = self.model.row_of(message_id)
+        if row is None:
+            return False
+        index = self.model.index(row)
+        self._stick_to_bottom = False
+        self.list.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtCenter)
+        self.list.setCurrentIndex(index)
+        return True
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._place_jump_button()
+
+    def _place_jump_button(self) -> None:
+        hint = self.jump_button.sizeHint()
+        x = self.list.width() - hint.width() - 24
+        y = self.list.height() - hint.height() - 12
+        self.jump_button.setGeometry(x, y, hint.width(), hint.height())
+        self.jump_button.raise_()
+
+    # Arriving messages, typing, read state -----------------------------------------------
+
+    def _message_arrived(self, message: Message) -> None:
+        if message.channel_id != self.channel_id:
+            return
+        if self._typers.pop(message.author.id, None) is not None:
+            self._refresh_typing()
+        if self._stick_to_bottom:
+            self._ack_latest()
+
+    def _someone_typing(self, channel_id: int, user_id: int) -> None:
+        me = self.session.me(channel_id) if channel_id == self.channel_id else None
+        if channel_id != self.channel_id or (me is not None and me.id == user_id):
+            return
+        self._typers[user_id] = time.monotonic() + TYPING_SECONDS
+        self._refresh_typing()
+        self._typing_timer.start()
+
+    def _refresh_typing(self) -> None:
+        now = time.monotonic()
+        self._typers = {u: t for u, t in self._typers.items() if t > now}
+        names = [self.delegate.mentions.get(u, "Someone") for u in self._typers]
+        if not names:
+            self._typing_timer.stop()
+            self.typing_label.setText("")
+        elif len(names) == 1:
+            self.typing_label.setText(f"{names[0]} is typing…")
+        elif len(names) <= 3:
+            self.typing_label.setText(f"{', '.join(names[:-1])} and {names[-1]} are typing…")
+        else:
+            self.typing_label.setText("Several people are typing…")
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._ack_latest()
+
+    def _ack_latest(self) -> None:
+        newest = self.model.newest_message()
+        if self.channel_id is None or newest is None or not self.isVisible():
+            return
+        if self._acked is not None and self._acked >= newest.id:
+            return
+        self._acked = newest.id
+        self.session.ack(self.channel_id, newest.id)
+
+    # Actions -----------------------------------------------------------------------------
+
+    def _toggle_reaction(self, message: Message, emoji: str, mine: bool) -> None:
+        self.session.toggle_reaction(message.channel_id, message.id, emoji, mine)
+
+    def react(self, message: Message, emoji: str) -> None:
+        mine = any(r.me and r.emoji.name == emoji for r in message.reactions)
+        self.session.toggle_reaction(message.channel_id, message.id, emoji, mine)
+
+    def _retry(self, pending: PendingMessage) -> None:
+        self.session.retry_pending(pending.channel_id, pending.local_id)
+
+    def _discard(self, pending: PendingMessage) -> None:
+        self.session.discard_pending(pending.channel_id, pending.local_id)
+
+    def click_part(self, row: int, part: str, detail: str | None = None) -> bool:
+        """Do what clicking ``part`` ("reaction" with its emoji, "retry", "discard",
+        "reply") of ``row`` does, through the delegate's own hit-test path."""
+        index = self.model.index(row)
+        option = QStyleOptionViewItem()
+        option.rect = self.list.visualRect(index)
+        option.palette = self.list.palette()
+        out = self.delegate._exact_height(option, index)
+        points: list[QPoint] = []
+        if part == "reaction":
+            points = [p.center() for p, emoji, _m, _c in out.pills if emoji == detail]
+        elif part == "retry" and out.retry is not None:
+            points = [out.retry.center()]
+        elif part == "discard" and out.discard is not None:
+            points = [out.discard.center()]
+        elif part == "reply" and out.reply is not None:
+            points = [out.reply.center()]
+        for point in points:
+            target = self.delegate.hit(option, index, point)
+            if target is not None:
+                return self.delegate.activate(*target)
+        return False
+
+    def open_link(self, url: str) -> None:
+        """Links open only after the reader agrees, and never by themselves."""
+        if self.confirm_link(url):
+            self.opened_links.append(url)
+            QDesktopServices.openUrl(QUrl(url))
+
+    def _ask_before_opening(self, url: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Open link?",
+            f"This link goes to:\n\n{url}\n\nOpen it in your browser?",
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def current_message(self) -> Message | None:
+        item = self.list.currentIndex().data(Roles.MESSAGE)
+        return item if isinstance(item, Message) else None
+
+    def _is_mine(self, message: Message) -> bool:
+        return self.delegate.me is not None and message.author.id == self.delegate.me
+
+    def _context_menu(self, pos: QPoint) -> None:
+        index = self.list.indexAt(pos)
+        item = index.data(Roles.MESSAGE)
+        if not isinstance(item, Message):
+            return
+        self.list.setCurrentIndex(index)
+        menu = self.build_menu(item)
+        menu.exec(self.list.viewport().mapToGlobal(pos))
+
+    def build_menu(self, message: Message) -> QMenu:
+        menu = QMenu(self)
+        menu.setAccessibleName("Message actions")
+        menu.addAction("Reply", lambda: self.reply_requested.emit(message))
+        if self._is_mine(message):
+            menu.addAction("Edit", lambda: self.edit_requested.emit(message))
+            menu.addAction(
+                "Delete", lambda: self.session.delete_message(message.channel_id, message.id)
+            )
+        react = menu.addMenu("Add reaction")
+        for emoji in QUICK_EMOJI:
+            action = QAction(emoji, react)
+            action.triggered.connect(lambda _=False, e=emoji: self.react(message, e))
+            react.addAction(action)
+        menu.addAction("Copy text", lambda: self.copy_text(message))
+        if _CODE_BLOCK.search(message.content):
+            menu.addAction("Copy code block", lambda: self.copy_code(message))
+        return menu
+
+    def copy_text(self, message: Message) -> None:
+        QGuiApplication.clipboard().setText(message.content)
+
+    def copy_code(self, message: Message) -> None:
+        match = _CODE_BLOCK.search(message.content)
+        if match is not None:
+            QGuiApplication.clipboard().setText(match.group(1).rstrip("\n"))
+
+    def eventFilter(self, watched: object, event: object) -> bool:
+        if (
+            watched is self.list
+            and isinstance(event, QKeyEvent)
+            and event.type() == QKeyEvent.Type.KeyPress
+        ):
+            message = self.current_message()
+            key = event.key()
+            if message is not None:
+                if key == Qt.Key.Key_R:
+                    self.reply_requested.emit(message)
+                    return True
+                if key == Qt.Key.Key_E and self._is_mine(message):
+                    self.edit_requested.emit(message)
+                    return True
+                if key == Qt.Key.Key_Delete and self._is_mine(message):
+                    self.session.delete_message(message.channel_id, message.id)
+                    return True
+                if event.matches(QKeySequence.StandardKey.Copy):
+                    self.copy_text(message)
+                    return True
+                if key == Qt.Key.Key_Menu:
+                    rect = self.list.visualRect(self.list.currentIndex())
+                    self._context_menu(rect.center())
+                    return True
+        return super().eventFilter(watched, event)  # type: ignore[arg-type]

@@ -1,0 +1,125 @@
+"""The user panel at the bottom left: avatar, name, status picker, settings gear."""
+
+from __future__ import annotations
+
+from ..qt import (
+    QColor,
+    QFont,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QPainter,
+    QPalette,
+    QPixmap,
+    Qt,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+    Signal,
+)
+from ..session import Account, AppSession
+from .member_list import presence_color
+
+STATUSES: tuple[tuple[str, str], ...] = (
+    ("online", "Online"),
+    ("idle", "Idle"),
+    ("dnd", "Do not disturb"),
+    ("invisible", "Invisible"),
+)
+AVATAR = 36
+
+
+class UserPanel(QWidget):
+    settings_requested = Signal()
+    status_changed = Signal(str)
+
+    def __init__(self, session: AppSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("UserPanel")
+        self._session = session
+        self._account: Account | None = None
+        self.status = "online"
+
+        self.avatar = QLabel(self)
+        self.avatar.setFixedSize(AVATAR, AVATAR)
+        self.avatar.setAccessibleName("Your avatar")
+        self.name = QLabel(self)
+        self.name.setTextFormat(Qt.TextFormat.PlainText)  # user-chosen names
+        bold = QFont(self.name.font())
+        bold.setBold(True)
+        self.name.setFont(bold)
+        self.status_label = QLabel(self)
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)
+
+        self.status_button = QToolButton(self)
+        self.status_button.setText("●")
+        self.status_button.setToolTip("Set status")
+        self.status_button.setAccessibleName("Set status")
+        self.status_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.status_menu = QMenu(self)
+        for status, label in STATUSES:
+            action = self.status_menu.addAction(label)
+            action.setData(status)
+            action.triggered.connect(lambda _=False, s=status: self.set_status(s))
+        self.status_button.setMenu(self.status_menu)
+
+        self.settings_button = QToolButton(self)
+        self.settings_button.setText("⚙")
+        self.settings_button.setToolTip("User settings")
+        self.settings_button.setAccessibleName("User settings")
+        self.settings_button.clicked.connect(self.settings_requested.emit)
+
+        names = QVBoxLayout()
+        names.setSpacing(0)
+        names.addWidget(self.name)
+        names.addWidget(self.status_label)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.addWidget(self.avatar)
+        layout.addLayout(names, 1)
+        layout.addWidget(self.status_button)
+        layout.addWidget(self.settings_button)
+
+        session.guilds_changed.connect(self._refresh)
+        self._refresh()
+
+    def set_guild(self, guild_id: int | None) -> None:
+        """Show the account that holds ``guild_id`` (several accounts, one panel)."""
+        self._account = self._session.account_for_guild(guild_id) if guild_id else None
+        self._refresh()
+
+    def set_status(self, status: str) -> None:
+        if status not in dict(STATUSES):
+            raise ValueError(f"unknown status {status!r}")
+        self.status = status
+        self._session.set_presence(status)
+        self._refresh()
+        self.status_changed.emit(status)
+
+    def _refresh(self) -> None:
+        account = self._account or (self._session.accounts[0] if self._session.accounts else None)
+        user = account.user if account else None
+        name = (user.global_name or user.username) if user else "Not signed in"
+        self.name.setText(name)
+        self.name.setToolTip(account.label if account else "")
+        self.status_label.setText(dict(STATUSES)[self.status])
+        self.status_button.setStyleSheet(f"color: {presence_color(self.status).name()};")
+        self.avatar.setPixmap(self._avatar_pixmap(name))
+
+    def _avatar_pixmap(self, name: str) -> QPixmap:
+        ratio = self.devicePixelRatioF()
+        pixmap = QPixmap(int(AVATAR * ratio), int(AVATAR * ratio))
+        pixmap.setDevicePixelRatio(ratio)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(self.palette().color(QPalette.ColorRole.Highlight))
+        painter.drawEllipse(0, 0, AVATAR, AVATAR)
+        painter.setPen(self.palette().color(QPalette.ColorRole.HighlightedText))
+        painter.drawText(0, 0, AVATAR, AVATAR, Qt.AlignmentFlag.AlignCenter, name[:1].upper())
+        painter.setBrush(presence_color(self.status))
+        painter.setPen(QColor(self.palette().color(QPalette.ColorRole.Window)))
+        painter.drawEllipse(AVATAR - 13, AVATAR - 13, 12, 12)
+        painter.end()
+        return pixmap
