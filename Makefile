@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/nexus-server --demo
+	$(BIN)/nexus --host-demo
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -271,6 +271,18 @@ async def run_app(
         startup.hosted.stop()
 
 
+def host_demo_headless(data_dir: Path) -> int:
+    """No screen (a server, a container): host the demo community anyway, so the
+    invite link can be opened from the app on another machine. The relay replaces
+    this process and runs until stopped."""
+    relay_data = data_dir / "hosted"
+    relay_data.mkdir(parents=True, exist_ok=True)
+    print("nexus: hosting the demo community without the app instead.", file=sys.stderr)
+    command = [sys.executable, "-m", "nexus_server.cli", "--demo", "--data", str(relay_data)]
+    os.execv(sys.executable, command)
+    return 0  # not reached: execv does not return
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -278,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     problem = display_problem()
     if problem is not None:
         print(f"nexus: {problem}", file=sys.stderr)
+        if args.host_demo:
+            return host_demo_headless(args.data or default_data_dir())
         return 2
     passphrase = sys.stdin.readline().rstrip("\r\n") or None if args.passphrase_stdin else None
 

@@ -32,6 +32,7 @@ __all__ = ["EMOJI", "MAX_LENGTH", "TYPING_EVERY", "Composer"]
 
 MAX_LENGTH = 4000
 COUNTER_FROM = 3500
+MAX_LINES = 8
 TYPING_EVERY = 8.0
 _TRIGGER = re.compile(r"(?:^|\s)([@#:])([\w.-]{0,32})$")
 
@@ -82,10 +83,12 @@ class Composer(QWidget):
         self.editor = QPlainTextEdit(self)
         self.editor.setAccessibleName("Message")
         self.editor.setPlaceholderText("Message")
-        self.editor.setMaximumHeight(140)
         self.editor.setTabChangesFocus(True)
         self.editor.installEventFilter(self)
         self.editor.textChanged.connect(self._text_changed)
+        # One line when empty, growing with the text up to MAX_LINES, as chat apps do.
+        self.editor.document().documentLayout().documentSizeChanged.connect(self._fit_height)
+        self._fit_height()
 
         self.preview = QTextEdit(self)
         self.preview.setDocument(SafeTextDocument(self.preview))
@@ -238,6 +241,13 @@ class Composer(QWidget):
         return mine[-1] if mine else None
 
     # Typing, counter, preview, suggestions -------------------------------------------------
+
+    def _fit_height(self, *_: object) -> None:
+        lines = max(1, min(MAX_LINES, int(self.editor.document().size().height())))
+        frame = self.editor.frameWidth() * 2
+        margins = int(self.editor.document().documentMargin() * 2)
+        line_height = self.editor.fontMetrics().lineSpacing()
+        self.editor.setFixedHeight(lines * line_height + frame + margins + 4)
 
     def _text_changed(self) -> None:
         text = self.editor.toPlainText()
