@@ -64,13 +64,18 @@ class AccountService:
         # does not tell which usernames exist.
         self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
         self._principals: dict[bytes, tuple[Principal, float]] = {}
+        # Each argon2id hash takes 19 MiB and most of a core: two at a time keeps a
+        # burst of sign-ups from taking the relay's memory and CPU with it.
+        self._hashing = asyncio.Semaphore(2)
 
     async def _hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        async with self._hashing:
+            return await asyncio.to_thread(self._hasher.hash, password)
 
     async def _verify(self, password_hash: str, password: str) -> bool:
         try:
-            return await asyncio.to_thread(self._hasher.verify, password_hash, password)
+            async with self._hashing:
+                return await asyncio.to_thread(self._hasher.verify, password_hash, password)
         except (VerificationError, InvalidHashError):
             return False
 
