@@ -4,6 +4,7 @@ local store and an offline outbox. It never imports Qt."""
 from nexus_protocol.gateway import Intents
 
 from ._client import Client
+from ._dm import DMMessage, UndecryptableMessage
 from ._exceptions import (
     BadRequest,
     ConnectionLost,
@@ -26,6 +27,7 @@ __all__ = [
     "BadRequest",
     "Client",
     "ConnectionLost",
+    "DMMessage",
     "Forbidden",
     "GatewayError",
     "HTTPError",
@@ -40,4 +42,5 @@ __all__ = [
     "StoreError",
     "StoreLocked",
     "Unauthorized",
+    "UndecryptableMessage",
 ]

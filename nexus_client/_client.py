@@ -16,6 +16,7 @@ from nexus_protocol.models import Channel, Guild, Invite, Member, Message, Role,
 from nexus_protocol.session import Dispatch
 
 from ._cache import ClientCache
+from ._dm import DirectMessages
 from ._events import EventDispatcher, Handler
 from ._exceptions import BadRequest, ConnectionLost, Forbidden, NexusError, NotFound
 from ._gateway import GatewayLink
@@ -60,6 +61,7 @@ class Client:
         self._outbox_wakeup = asyncio.Event()
         self._stopped = asyncio.Event()
         self.gateway_error: NexusError | None = None
+        self.dms = DirectMessages(self.http, store, self.events) if store is not None else None
 
     # Accounts -----------------------------------------------------------------------------
 
@@ -181,6 +183,13 @@ class Client:
             log.warning("ignored a malformed %s dispatch", dispatch.event)
             return
         self._persist(dispatch.event)
+        if (
+            dispatch.event == "MESSAGE_CREATE"
+            and self.dms is not None
+            and isinstance(dispatch.data, dict)
+            and dispatch.data.get("envelopes")
+        ):
+            await self.dms.receive(dispatch.data)
         if dispatch.event in ("READY", "RESUMED"):
             self._outbox_wakeup.set()
         self.events.dispatch("dispatch", dispatch.event, dispatch.data)
@@ -196,6 +205,37 @@ class Client:
             store.save_guilds([g.wire() for g in self.cache.guilds.values()])
             for guild_id in self.cache.guilds:
                 store.save_channels(guild_id, [c.wire() for c in self.cache.channels_of(guild_id)])
+
+    # End-to-end encrypted DMs ----------------------------------------------------------------
+
+    def _need_dms(self) -> DirectMessages:
+        if self.dms is None:
+            raise NexusError("end-to-end encryption needs a local store")
+        return self.dms
+
+    async def e2ee_setup(self, *, device_name: str = "") -> str:
+        """Create (first time) or load this device's keys from the store, publish them,
+        and top up one-time prekeys. Returns the device id."""
+        user = self.cache.user or await self.fetch_me()
+        device = await self._need_dms().setup(user.id, device_name)
+        return device.device_id
+
+    async def open_dm(self, user_id: int) -> int:
+        """The DM channel with ``user_id`` (created on first use); returns its id."""
+        return await self._need_dms().open_dm(user_id)
+
+    async def send_dm(self, channel_id: int, text: str) -> int:
+        """Encrypt ``text`` to every device in the DM (and this user's other devices)."""
+        return await self._need_dms().send(channel_id, {"kind": "text", "text": text})
+
+    async def edit_dm(self, channel_id: int, message_id: int, text: str) -> int:
+        """An edit travels as an encrypted message like any other."""
+        payload = {"kind": "edit", "target": str(message_id), "text": text}
+        return await self._need_dms().send(channel_id, payload)
+
+    def safety_number(self, user_id: int) -> str:
+        """60 digits over both users' identity keys; equal on both sides."""
+        return self._need_dms().safety_number(user_id)
 
     # Messages through the outbox ----------------------------------------------------------------
 

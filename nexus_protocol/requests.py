@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from .e2ee import MAX_ENVELOPES, EnvelopeBody
 from .models import ChannelType, PermissionBits, PresenceStatus, Snowflake
 from .permissions import Permissions
 
@@ -156,6 +157,10 @@ class CreateMessageBody(Body):
     embeds: Annotated[list[dict[str, object]], Field(max_length=0)] = []
     sticker_ids: Annotated[list[Snowflake], Field(max_length=0)] = []
     flags: int = 0
+    # Nexus extension: in a DM, the message is these ciphertexts and ``content`` is empty.
+    envelopes: (
+        Annotated[list[EnvelopeBody], Field(min_length=1, max_length=MAX_ENVELOPES)] | None
+    ) = None
 
 
 class EditMessageBody(Body):

@@ -19,6 +19,8 @@ from .services.applications import ApplicationService
 from .services.channel_admin import ChannelAdminService
 from .services.channels import ChannelService
 from .services.context import Context
+from .services.devices import DeviceService
+from .services.dms import DMService
 from .services.guilds import GuildService
 from .services.invites import InviteService
 from .services.members import MemberService
@@ -61,6 +63,8 @@ class Relay:
         self.channel_admin = ChannelAdminService(self.ctx, self.channels)
         self.roles = RoleService(self.ctx)
         self.messages = MessageService(self.ctx, self.channels)
+        self.devices = DeviceService(self.ctx)
+        self.dms = DMService(self.ctx, self.devices, self.messages)
         self.message_actions = MessageActionService(self.ctx, self.channels, self.messages)
         self.typing = TypingService(self.ctx, self.channels)
         self.read_states = ReadStateService(self.ctx, self.channels)
@@ -135,7 +139,7 @@ class Relay:
             "session_id": session_id,
             "session_type": "normal",
             "resume_gateway_url": self.settings.gateway_url,
-            "private_channels": [],
+            "private_channels": await self.dms.private_channels(principal.user_id),
             "relationships": [],
             "presences": [],
             "application": {"id": str(user.id), "flags": 0} if user.bot else None,

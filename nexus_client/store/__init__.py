@@ -1,6 +1,7 @@
 """The client's local store: one SQLCipher database per account, keyed from the OS
 keyring or a passphrase, holding caches, read states, meta and the offline outbox."""
 
+from ._e2ee_table import E2EETable
 from ._keys import ScryptParams
 from ._local_store import MESSAGES_PER_CHANNEL, LocalStore, ReadState
 from ._migrations import SCHEMA_VERSION
@@ -10,6 +11,7 @@ __all__ = [
     "KEEP_SENT",
     "MESSAGES_PER_CHANNEL",
     "SCHEMA_VERSION",
+    "E2EETable",
     "LocalStore",
     "OutboxState",
     "PendingMessage",

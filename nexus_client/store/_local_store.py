@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from ._database import Database
+from ._e2ee_table import E2EETable
 from ._keys import ScryptParams, keyring_key, passphrase_key
 from ._migrations import migrate
 from ._outbox_table import OutboxTable
@@ -74,6 +75,8 @@ class LocalStore:
         #: The outbox's table; ``nexus_client.outbox.Outbox`` is the API to use.
         self.outbox_rows = OutboxTable(database)
         self.outbox_rows.recover()
+        #: End-to-end encryption state; ``nexus_client.e2ee`` is the API to use.
+        self.e2ee = E2EETable(database)
 
     @classmethod
     def open(

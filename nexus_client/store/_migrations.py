@@ -46,6 +46,21 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         " created_at REAL NOT NULL)",
         "CREATE INDEX outbox_by_state ON outbox (state, local_id)",
     ),
+    # 2: end-to-end encryption: this device's X3DH state, ratchet sessions per peer
+    # device, the identity keys seen per peer device, and digests of envelopes already
+    # decrypted (replay rejection).
+    (
+        "CREATE TABLE e2ee_identity (id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " user_id INTEGER NOT NULL, device_id TEXT NOT NULL, state TEXT NOT NULL,"
+        " published INTEGER NOT NULL DEFAULT 0)",
+        "CREATE TABLE e2ee_sessions (user_id INTEGER NOT NULL, device_id TEXT NOT NULL,"
+        " state TEXT NOT NULL, PRIMARY KEY (user_id, device_id))",
+        "CREATE TABLE e2ee_peers (user_id INTEGER NOT NULL, device_id TEXT NOT NULL,"
+        " identity_key BLOB NOT NULL, changed INTEGER NOT NULL DEFAULT 0,"
+        " PRIMARY KEY (user_id, device_id))",
+        "CREATE TABLE e2ee_seen (digest BLOB PRIMARY KEY, seen_at REAL NOT NULL)",
+        "CREATE INDEX e2ee_seen_by_time ON e2ee_seen (seen_at)",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

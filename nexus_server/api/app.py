@@ -18,6 +18,8 @@ from . import (
     accounts,
     applications,
     channel_admin,
+    devices,
+    dms,
     gateway,
     guilds,
     invites,
@@ -40,6 +42,8 @@ ROUTERS = (
     invites.router,
     gateway.router,
     applications.router,
+    devices.router,
+    dms.router,
 )
 
 

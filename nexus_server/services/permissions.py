@@ -8,6 +8,7 @@ cached ``GuildSnapshot`` that is dropped whenever a dispatch says the guild chan
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 
 from nexus_protocol.errors import ErrorCode
 from nexus_protocol.permissions import (
@@ -19,10 +20,27 @@ from nexus_protocol.permissions import (
     highest_position,
 )
 
-from ..errors import MissingAccess, MissingPermissions, unknown
+from ..errors import Forbidden, MissingAccess, MissingPermissions, unknown
 from ..store import guilds as guild_store
 from ..store.database import Database
 from ..store.records import ChannelRecord, GuildSnapshot
+
+
+def check_dm_recipient(recipients: Collection[int], user_id: int) -> None:
+    """A DM's whole access rule: its recipients may read and send, nobody else (no role
+    or admin reaches into a DM). Others get 404: a DM they are not in does not exist."""
+    if user_id not in recipients:
+        raise unknown(ErrorCode.UNKNOWN_CHANNEL, "Channel")
+
+
+def check_may_contact(
+    user_id: int, other_id: int, *, share_a_guild: bool, share_a_dm: bool
+) -> None:
+    """Who may open a DM with someone, or fetch their devices and prekey bundles: themself,
+    anyone sharing a community with them, or anyone already in a DM with them."""
+    if user_id == other_id or share_a_guild or share_a_dm:
+        return
+    raise Forbidden(ErrorCode.CANNOT_SEND_TO_USER, "Cannot send messages to this user")
 
 
 class PermissionService:

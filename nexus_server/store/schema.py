@@ -259,3 +259,60 @@ applications = Table(
     Index(None, "owner_id"),
     Index(None, "bot_user_id", unique=True),
 )
+
+# End-to-end encryption (migration 0003). The relay holds public keys and ciphertext only.
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("name", String(64), nullable=False, server_default=""),
+    Column("identity_key", LargeBinary(32), nullable=False),
+    Column("signed_prekey", LargeBinary(32)),
+    Column("signed_prekey_signature", LargeBinary(64)),
+    Column("created_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("user_id", "device_id"),
+)
+
+one_time_prekeys = Table(
+    "one_time_prekeys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("user_id", Id, nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("public_key", LargeBinary(32), nullable=False),
+    UniqueConstraint("user_id", "device_id", "public_key"),
+)
+
+# A one-to-one DM is a ``channels`` row of type 1 with no guild; its two recipients are
+# here. ``dm_pairs`` makes "the DM between these two" unique (lower user id first).
+channel_recipients = Table(
+    "channel_recipients",
+    metadata,
+    Column("channel_id", Id, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("channel_id", "user_id"),
+    Index(None, "user_id"),
+)
+
+dm_pairs = Table(
+    "dm_pairs",
+    metadata,
+    Column("low_user_id", Id, nullable=False),
+    Column("high_user_id", Id, nullable=False),
+    Column("channel_id", Id, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("low_user_id", "high_user_id"),
+)
+
+message_envelopes = Table(
+    "message_envelopes",
+    metadata,
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Id, nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("type", SmallInteger, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("message_id", "user_id", "device_id"),
+    Index(None, "user_id", "device_id", "message_id"),
+)

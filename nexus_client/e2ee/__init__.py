@@ -1,0 +1,26 @@
+"""End-to-end encryption for DMs: X3DH + Double Ratchet between devices (Signal's
+protocol, from the ``x3dh`` and ``doubleratchet`` packages), persisted in the local
+SQLCipher store, and safety numbers. No network code here (see ``nexus_client._dm``).
+See docs/e2ee.md for the protocol."""
+
+from ._device import MAX_SESSIONS, Decrypted, E2EEDevice
+from ._errors import E2EEError, Undecryptable, UndecryptableReason
+from ._identity import DeviceIdentity, PeerBundle
+from ._ratchet import MAX_SKIP, Ratchet
+from ._safety import fingerprint, format_safety_number, safety_number
+
+__all__ = [
+    "MAX_SESSIONS",
+    "MAX_SKIP",
+    "Decrypted",
+    "DeviceIdentity",
+    "E2EEDevice",
+    "E2EEError",
+    "PeerBundle",
+    "Ratchet",
+    "Undecryptable",
+    "UndecryptableReason",
+    "fingerprint",
+    "format_safety_number",
+    "safety_number",
+]

@@ -1,0 +1,124 @@
+"""The end-to-end encryption tables: this device's X3DH state, ratchet sessions, the
+identity keys seen for peer devices, and digests of envelopes already decrypted.
+The policy lives in ``nexus_client.e2ee``; this module only reads and writes rows.
+
+Invariants:
+
+- A session's new state and the digest of the envelope that produced it are written
+  in one transaction: after a crash either both are on disk or neither is, so an
+  envelope is never decrypted twice and a message key is never lost half-way.
+- At most ``MAX_SEEN`` digests are kept (the oldest go first); the ratchet itself also
+  refuses a message key used before, so an older replay is still rejected.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+from ._database import Database
+
+MAX_SEEN: Final = 100_000
+
+
+class E2EETable:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    # -- this device ------------------------------------------------------------------
+
+    def identity(self) -> tuple[int, str, str, bool] | None:
+        """``(user_id, device_id, state_json, published)`` of this device, if created."""
+        row = self._db.fetchone(
+            "SELECT user_id, device_id, state, published FROM e2ee_identity WHERE id = 1"
+        )
+        if row is None:
+            return None
+        return int(row[0]), str(row[1]), str(row[2]), bool(row[3])
+
+    def save_identity(self, user_id: int, device_id: str, state: str) -> None:
+        with self._db.transaction():
+            self._db.execute(
+                "INSERT INTO e2ee_identity (id, user_id, device_id, state) VALUES (1, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+                (user_id, device_id, state),
+            )
+
+    def mark_published(self) -> None:
+        with self._db.transaction():
+            self._db.execute("UPDATE e2ee_identity SET published = 1 WHERE id = 1")
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def sessions(self) -> dict[tuple[int, str], str]:
+        return {
+            (int(r[0]), str(r[1])): str(r[2])
+            for r in self._db.fetchall("SELECT user_id, device_id, state FROM e2ee_sessions")
+        }
+
+    def save_session(
+        self,
+        user_id: int,
+        device_id: str,
+        state: str,
+        *,
+        seen: bytes | None = None,
+        identity_state: str | None = None,
+    ) -> None:
+        """Store a peer device's sessions; with ``seen``, also the digest of the envelope
+        just decrypted; with ``identity_state``, this device's X3DH state (a one-time
+        prekey used up) — all in one transaction."""
+        with self._db.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO e2ee_sessions (user_id, device_id, state) VALUES (?, ?, ?)",
+                (user_id, device_id, state),
+            )
+            if seen is not None:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO e2ee_seen (digest, seen_at) VALUES (?, ?)",
+                    (seen, time.time()),
+                )
+            if identity_state is not None:
+                self._db.execute(
+                    "UPDATE e2ee_identity SET state = ? WHERE id = 1", (identity_state,)
+                )
+        if seen is not None:
+            self._trim_seen()
+
+    def has_seen(self, digest: bytes) -> bool:
+        return self._db.fetchone("SELECT 1 FROM e2ee_seen WHERE digest = ?", (digest,)) is not None
+
+    def _trim_seen(self) -> None:
+        row = self._db.fetchone("SELECT COUNT(*) FROM e2ee_seen")
+        if row is not None and int(row[0]) > MAX_SEEN:
+            with self._db.transaction():
+                self._db.execute(
+                    "DELETE FROM e2ee_seen WHERE digest IN (SELECT digest FROM e2ee_seen"
+                    " ORDER BY seen_at LIMIT ?)",
+                    (int(row[0]) - MAX_SEEN,),
+                )
+
+    # -- peers' identity keys (trust on first use) ----------------------------------------
+
+    def peer_keys(self, user_id: int) -> dict[str, bytes]:
+        return {
+            str(r[0]): bytes(r[1])
+            for r in self._db.fetchall(
+                "SELECT device_id, identity_key FROM e2ee_peers WHERE user_id = ?", (user_id,)
+            )
+        }
+
+    def save_peer_key(self, user_id: int, device_id: str, identity_key: bytes) -> bool:
+        """Record a device's identity key; True if it replaced a different one."""
+        with self._db.transaction():
+            row = self._db.fetchone(
+                "SELECT identity_key FROM e2ee_peers WHERE user_id = ? AND device_id = ?",
+                (user_id, device_id),
+            )
+            changed = row is not None and bytes(row[0]) != identity_key
+            self._db.execute(
+                "INSERT OR REPLACE INTO e2ee_peers (user_id, device_id, identity_key, changed)"
+                " VALUES (?, ?, ?, ?)",
+                (user_id, device_id, identity_key, int(changed)),
+            )
+        return changed

@@ -1,0 +1,139 @@
+"""Encrypted DMs through a real relay (SQLite and PostgreSQL) between three devices:
+alice on two, bob on one. Afterwards no plaintext is anywhere in the relay's storage."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import LargeBinary, String, Text, inspect, select, text
+
+from nexus_client import Client, DMMessage
+from nexus_protocol.e2ee import b64encode
+from nexus_server.store.database import nullpool_engine
+from tests.relay.harness import RunningRelay
+
+PLAINTEXTS = [
+    "hello bob, this is alice-laptop",
+    "hi alice! bob here, replying",
+    "alice-phone chiming in on the same DM",
+    "a fourth line with unicode: ünïcødé ✓",
+    "final words from bob",
+]
+
+
+async def _client(relay: RunningRelay, store: Any, name: str, register: bool) -> Client:
+    client = Client(relay.settings.base_url, store=store)
+    if register:
+        await client.register(name, "correct horse battery")
+    else:
+        await client.login(name, "correct horse battery")
+    await client.start()
+    return client
+
+
+def _collect(client: Client) -> list[DMMessage]:
+    got: list[DMMessage] = []
+
+    @client.listen("dm_message")
+    async def on_dm(message: DMMessage) -> None:
+        got.append(message)
+
+    return got
+
+
+async def _wait(predicate: Any, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+async def test_three_device_conversation_and_no_plaintext_on_the_relay(
+    relay: RunningRelay, make_store: Any
+) -> None:
+    alice1 = await _client(relay, make_store("alice1"), "alice_e2e", True)
+    bob = await _client(relay, make_store("bob"), "bob_e2e", True)
+    alice2 = await _client(relay, make_store("alice2"), "alice_e2e", False)
+    clients = [alice1, alice2, bob]
+    try:
+        guild = await alice1.create_guild("home")
+        channel = (await alice1.fetch_channels(guild.id))[0]
+        invite = await alice1.create_invite(channel.id)
+        await bob.join(invite.code)
+        for client, name in ((alice1, "laptop"), (alice2, "phone"), (bob, "desktop")):
+            await client.e2ee_setup(device_name=name)
+        got = {id(c): _collect(c) for c in clients}
+        assert bob.user is not None and alice1.user is not None
+        dm = await alice1.open_dm(bob.user.id)
+        assert await bob.open_dm(alice1.user.id) == dm
+        assert await alice2.open_dm(bob.user.id) == dm
+
+        senders = [alice1, bob, alice2, alice1, bob]
+        for index, (sender, line) in enumerate(zip(senders, PLAINTEXTS, strict=True)):
+            await sender.send_dm(dm, line)
+            for client in clients:
+                if client is not sender:
+                    await _wait(
+                        lambda c=client, n=index: any(m.text == PLAINTEXTS[n] for m in got[id(c)])
+                    )
+        for client in clients:
+            texts = [m.text for m in got[id(client)]]
+            expected = [
+                line for s, line in zip(senders, PLAINTEXTS, strict=True) if s is not client
+            ]
+            assert texts == expected
+
+        # READY-style listing and history per device: ciphertext only.
+        listed = await bob.http.request("GET", "/users/@me/channels")
+        assert [c["id"] for c in listed] == [str(dm)]
+        history = await bob.http.request(
+            "GET",
+            f"/channels/{dm}/messages",
+            params={"device_id": bob.dms.device.device_id},  # type: ignore[union-attr]
+        )
+        assert all(m["content"] == "" for m in history)
+        assert sum(1 for m in history if m["envelopes"]) == 3  # all but bob's own two
+        # Alice's and Bob's safety numbers agree.
+        assert alice1.safety_number(bob.user.id) == bob.safety_number(alice1.user.id)
+    finally:
+        for client in clients:
+            await client.close()
+
+    await _assert_no_plaintext(relay)
+
+
+async def _assert_no_plaintext(relay: RunningRelay) -> None:
+    needles = [p.encode() for p in PLAINTEXTS] + [p.encode("utf-16-le") for p in PLAINTEXTS]
+    needles += [b64encode(p.encode()).encode() for p in PLAINTEXTS]
+    url = relay.settings.database
+    if url.startswith("sqlite"):
+        await relay.stop()  # checkpoint nothing away: read the WAL as it is, too
+        files = [p for p in Path(relay.settings.data_dir).rglob("*") if p.is_file()]
+        assert any(p.suffix == ".db" or "sqlite" in p.name for p in files) or files
+        for path in files:
+            raw = path.read_bytes()
+            for needle in needles:
+                assert needle not in raw, (path, needle)
+        return
+    engine = nullpool_engine(url)
+    try:
+        async with engine.connect() as connection:
+            names = await connection.run_sync(lambda c: inspect(c).get_table_names())
+            assert "message_envelopes" in names
+            for name in names:
+                columns = await connection.run_sync(lambda c, n=name: inspect(c).get_columns(n))
+                for column in columns:
+                    if not isinstance(column["type"], String | Text | LargeBinary):
+                        continue
+                    rows = await connection.execute(
+                        select(text(f'"{column["name"]}"')).select_from(text(f'"{name}"'))
+                    )
+                    for (value,) in rows:
+                        raw = value.encode() if isinstance(value, str) else bytes(value or b"")
+                        for needle in needles:
+                            assert needle not in raw, (name, column["name"])
+    finally:
+        await engine.dispose()
