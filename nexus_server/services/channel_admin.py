@@ -19,7 +19,7 @@ from nexus_protocol.models import ChannelType
 from nexus_protocol.permissions import Overwrite, OverwriteType, Permissions
 from nexus_protocol.requests import EditOverwriteBody, ModifyChannelBody, PositionBody
 
-from ..errors import InvalidForm, MissingPermissions, unknown
+from ..errors import InvalidForm, unknown
 from ..events import Event
 from ..store import channels as channel_store
 from ..store import guilds as guild_store
@@ -47,19 +47,6 @@ class ChannelAdminService:
         self._channels = channels
 
     # Checks ----------------------------------------------------------------------------
-
-    @staticmethod
-    def check_overwrite_change(
-        granted: Permissions, old: Overwrite | None, new: Overwrite | None
-    ) -> None:
-        """Every bit an overwrite change allows, denies or clears must be one the actor
-        holds in the channel (the owner and administrators hold them all)."""
-        zero = Permissions(0)
-        changed = ((old.allow if old else zero) ^ (new.allow if new else zero)) | (
-            (old.deny if old else zero) ^ (new.deny if new else zero)
-        )
-        if changed & ~granted:
-            raise MissingPermissions("Missing Permissions: cannot change permissions you lack")
 
     # Modify ----------------------------------------------------------------------------
 
@@ -97,7 +84,7 @@ class ChannelAdminService:
             old_by_target = {o.target_id: o for o in channel.overwrites}
             new_by_target = {o.target_id: o for o in new_overwrites}
             for target in old_by_target.keys() | new_by_target.keys():
-                self.check_overwrite_change(
+                self._ctx.permissions.check_overwrite_change(
                     granted, old_by_target.get(target), new_by_target.get(target)
                 )
         before = await ctx.permissions.channel_audience(guild_id, channel_id)
@@ -259,7 +246,7 @@ class ChannelAdminService:
                 old_by_target = {o.target_id: o for o in channel.overwrites}
                 new_by_target = {o.target_id: o for o in synced}
                 for target in old_by_target.keys() | new_by_target.keys():
-                    self.check_overwrite_change(
+                    self._ctx.permissions.check_overwrite_change(
                         granted, old_by_target.get(target), new_by_target.get(target)
                     )
             if changes or synced is not None:
@@ -326,7 +313,7 @@ class ChannelAdminService:
         )
         self._channels.check_overwrite_targets(snapshot, [new])
         old = next((o for o in channel.overwrites if o.target_id == target_id), None)
-        self.check_overwrite_change(granted, old, new)
+        self._ctx.permissions.check_overwrite_change(granted, old, new)
         if old == new:
             return
         before = await ctx.permissions.channel_audience(channel.guild_id, channel_id)
@@ -350,7 +337,7 @@ class ChannelAdminService:
         old = next((o for o in channel.overwrites if o.target_id == target_id), None)
         if old is None:
             raise unknown(ErrorCode.UNKNOWN_OVERWRITE, "Overwrite")
-        self.check_overwrite_change(granted, old, None)
+        self._ctx.permissions.check_overwrite_change(granted, old, None)
         before = await ctx.permissions.channel_audience(channel.guild_id, channel_id)
         async with ctx.db.write("delete_overwrite") as tx:
             await channel_store.delete_overwrite(tx, channel_id, target_id)

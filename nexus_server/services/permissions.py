@@ -14,6 +14,7 @@ from nexus_protocol.errors import ErrorCode
 from nexus_protocol.permissions import (
     ALL_PERMISSIONS,
     NONE,
+    Overwrite,
     Permissions,
     base_permissions,
     channel_permissions,
@@ -184,6 +185,27 @@ class PermissionService:
             and self.top_position(snapshot, target_id) >= self.top_position(snapshot, actor_id)
         ):
             raise MissingPermissions("Missing Permissions: role hierarchy")
+
+    def check_grantable(
+        self, snapshot: GuildSnapshot, actor_id: int, old: Permissions, new: Permissions
+    ) -> None:
+        """Permissions a role gains must be ones the actor holds (all, for the owner and
+        administrators). Bits the role already had may stay."""
+        held = self.guild_permissions(snapshot, actor_id)
+        if (new & ~old) & ~held:
+            raise MissingPermissions("Missing Permissions: cannot grant permissions you lack")
+
+    @staticmethod
+    def check_overwrite_change(
+        granted: Permissions, old: Overwrite | None, new: Overwrite | None
+    ) -> None:
+        """Every bit an overwrite change allows, denies or clears must be one the actor
+        holds in the channel (the owner and administrators hold them all)."""
+        changed = ((old.allow if old else NONE) ^ (new.allow if new else NONE)) | (
+            (old.deny if old else NONE) ^ (new.deny if new else NONE)
+        )
+        if changed & ~granted:
+            raise MissingPermissions("Missing Permissions: cannot change permissions you lack")
 
     # Audiences --------------------------------------------------------------------------
 

@@ -55,16 +55,6 @@ class RoleService:
                 return role
         raise unknown(ErrorCode.UNKNOWN_ROLE, "Role")
 
-    def check_grantable(
-        self, snapshot: GuildSnapshot, actor_id: int, old: Permissions, new: Permissions
-    ) -> None:
-        """Permissions a role gains must be ones the actor holds (all, for the owner and
-        administrators). Bits the role already had may stay."""
-        held = self._ctx.permissions.guild_permissions(snapshot, actor_id)
-        gained = new & ~old
-        if gained & ~held:
-            raise MissingPermissions("Missing Permissions: cannot grant permissions you lack")
-
     def check_manageable(self, snapshot: GuildSnapshot, actor_id: int, role: RoleRecord) -> None:
         # @everyone is below everyone: anyone with MANAGE_ROLES may edit it.
         if role.id != snapshot.guild.id:
@@ -86,7 +76,9 @@ class RoleService:
         permissions = (
             body.permissions if body.permissions is not None else Permissions(everyone.permissions)
         )
-        self.check_grantable(snapshot, principal.user_id, Permissions(0), permissions)
+        self._ctx.permissions.check_grantable(
+            snapshot, principal.user_id, Permissions(0), permissions
+        )
         role_id = ctx.ids.next_id()
         values: dict[str, Any] = {
             "name": body.name or "new role",
@@ -150,7 +142,7 @@ class RoleService:
         if "name" in changes and changes["name"] is None:
             del changes["name"]
         if "permissions" in body.model_fields_set and body.permissions is not None:
-            self.check_grantable(
+            self._ctx.permissions.check_grantable(
                 snapshot, principal.user_id, Permissions(role.permissions), body.permissions
             )
             changes["permissions"] = int(body.permissions)
