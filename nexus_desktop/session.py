@@ -576,6 +576,387 @@ class AppSession(QObject):
         state = account.client.store.read_states().get(channel_id)
         return state.last_message_id if state else None
 
+    # End-to-end encrypted DMs (DM list, DM view, verification) -----------------------------
+    #
+    # Kept together at the end of the class. Per account: the DM channels, what is unread,
+    # the decrypted history (``search.DMLog``) and verification state
+    # (``e2ee_state.E2EEState``), both in the account's encrypted store.
+
+    dm_message = Signal(object)  # DMMessage: decrypted, or sent by this app
+    dm_undecryptable = Signal(object)  # UndecryptableMessage
+    identity_changed = Signal(object)  # IdentityChange: a contact's keys changed
+    dm_channels_changed = Signal()
+    dm_history_changed = Signal(object)  # channel_id
+
+    def _dm(self, account: Account) -> _DMAccount:
+        table: dict[int, _DMAccount] | None = getattr(self, "_dm_accounts", None)
+        if table is None:
+            table = {}
+            self._dm_accounts = table
+        state = table.get(id(account))
+        if state is None:
+            store = account.client.store
+            if store is None:
+                raise NexusError("end-to-end encrypted DMs need the account's local store")
+            state = table[id(account)] = _DMAccount(E2EEState(store), DMLog(store))
+        return state
+
+    def ensure_e2ee(self) -> None:
+        """Set up end-to-end encryption on every account that has not done it yet (the
+        DM list calls this; accounts without a store are skipped)."""
+        for account in list(self.accounts):
+            if account.client.store is None:
+                continue
+            dm = self._dm(account)
+            if not dm.ready and (dm.setup is None or dm.setup.done()):
+
+                def failed(exc: Exception, label: str = account.label) -> None:
+                    self.error.emit(f"{label}: encrypted DMs unavailable ({describe_error(exc)})")
+
+                self.run(self.enable_e2ee(account), on_error=failed)
+
+    async def enable_e2ee(self, account: Account) -> None:
+        """Wire the account's DM events, create or load this device's keys, publish them,
+        and list the account's DMs (an operation for ``run``; safe to repeat)."""
+        dm = self._dm(account)
+        if not dm.wired:
+            self._wire_dms(account)
+            dm.wired = True
+        if dm.ready:
+            return
+        if dm.setup is None or (dm.setup.done() and dm.setup.exception() is not None):
+            dm.setup = asyncio.ensure_future(self._setup_e2ee(account))
+        await asyncio.shield(dm.setup)
+
+    async def _setup_e2ee(self, account: Account) -> None:
+        dm = self._dm(account)
+        await account.client.e2ee_setup(device_name="Nexus desktop")
+        dm.ready = True
+        listed = await account.client.http.request("GET", "/users/@me/channels")
+        for raw in listed if isinstance(listed, list) else []:
+            self._note_dm_channel(account, raw)
+        self.dm_channels_changed.emit()
+
+    def _note_dm_channel(self, account: Account, raw: Any) -> DMChannel | None:
+        if not isinstance(raw, dict) or int(raw.get("type", -1)) != 1:
+            return None
+        recipients = raw.get("recipients") or []
+        if not recipients:
+            return None
+        peer = User.model_validate(recipients[0])
+        last = raw.get("last_message_id")
+        channel = DMChannel(account, int(raw["id"]), peer, int(last) if last else None)
+        known = self._dm(account).channels.get(channel.channel_id)
+        if known is not None:
+            known.peer = peer
+            return known
+        self._dm(account).channels[channel.channel_id] = channel
+        self._observe_keys(account, peer.id, None)  # first sighting: trust on first use
+        return channel
+
+    def _wire_dms(self, account: Account) -> None:
+        client = account.client
+        dm = self._dm(account)
+
+        async def dm_message(message: DMMessage) -> None:
+            await self._ensure_dm_channel(account, message.channel_id)
+            if message.kind == "text":
+                entry = {
+                    "type": "text",
+                    "id": str(message.message_id),
+                    "author_id": str(message.author_id),
+                    "text": message.text,
+                }
+            elif message.kind == "edit":
+                entry = {
+                    "type": "edit",
+                    "target": str(message.payload.get("target")),
+                    "author_id": str(message.author_id),
+                    "text": message.text,
+                }
+            else:
+                log.info("DM payload of kind %r not shown yet", message.kind)
+                entry = None
+            me = account.user.id if account.user else None
+            if message.author_id != me:
+                self._observe_keys(account, message.author_id, message.sender_device)
+            if entry is not None and dm.log.add(message.channel_id, entry):
+                self._bump_dm(account, message.channel_id, message.message_id, message.author_id)
+                self.dm_history_changed.emit(message.channel_id)
+            self.dm_message.emit(message)
+
+        async def undecryptable(message: UndecryptableMessage) -> None:
+            await self._ensure_dm_channel(account, message.channel_id)
+            entry = {
+                "type": "undecryptable",
+                "id": str(message.message_id),
+                "author_id": str(message.author_id),
+                "reason": message.reason,
+                "detail": message.detail,
+            }
+            if dm.log.add(message.channel_id, entry):
+                self._bump_dm(account, message.channel_id, message.message_id, message.author_id)
+                self.dm_history_changed.emit(message.channel_id)
+            self.dm_undecryptable.emit(message)
+
+        async def identity_changed(user_id: int, device_id: str) -> None:
+            self._observe_keys(account, user_id, device_id)
+
+        async def dispatch(event: str, data: Any) -> None:
+            if event == "READY" and isinstance(data, dict):
+                for raw in data.get("private_channels") or []:
+                    self._note_dm_channel(account, raw)
+                self.dm_channels_changed.emit()
+            elif event == "CHANNEL_CREATE" and self._note_dm_channel(account, data) is not None:
+                self.dm_channels_changed.emit()
+
+        client.listen("dm_message")(dm_message)
+        client.listen("undecryptable")(undecryptable)
+        client.listen("identity_changed")(identity_changed)
+        client.listen("dispatch")(dispatch)
+
+    async def _ensure_dm_channel(self, account: Account, channel_id: int) -> None:
+        if channel_id in self._dm(account).channels:
+            return
+        try:
+            raw = await account.client.http.request("GET", f"/channels/{channel_id}")
+        except NexusError as exc:
+            log.info("could not describe DM %s: %s", channel_id, exc)
+            return
+        if self._note_dm_channel(account, raw) is not None:
+            self.dm_channels_changed.emit()
+
+    def _bump_dm(self, account: Account, channel_id: int, message_id: int, author: int) -> None:
+        dm = self._dm(account)
+        channel = dm.channels.get(channel_id)
+        if channel is not None:
+            channel.last_message_id = max(channel.last_message_id or 0, message_id)
+        me = account.user.id if account.user else None
+        if author != me and channel_id != getattr(self, "active_dm", None):
+            dm.unread.add(channel_id)
+        self.dm_channels_changed.emit()
+
+    def key_fingerprint(self, account: Account, user_id: int) -> str:
+        """A digest of the contact's devices and identity keys as this account knows them."""
+        store = account.client.store
+        assert store is not None
+        return key_fingerprint(store.e2ee.peer_keys(user_id))
+
+    def _observe_keys(self, account: Account, user_id: int, device_id: str | None) -> bool:
+        """Compare a contact's keys with those seen before; on a change, put a notice in
+        each conversation with them and emit ``identity_changed``."""
+        dm = self._dm(account)
+        store = account.client.store
+        if store is None or not store.e2ee.peer_keys(user_id):
+            return False  # no keys known yet: nothing to compare
+        fingerprint = self.key_fingerprint(account, user_id)
+        if not dm.state.observe(user_id, fingerprint):
+            return False
+        blocked = dm.state.send_blocked(user_id, fingerprint)
+        channel_ids = tuple(c.channel_id for c in dm.channels.values() if c.peer.id == user_id)
+        for channel_id in channel_ids:
+            dm.log.add(
+                channel_id,
+                {
+                    "type": "key_change",
+                    "user_id": str(user_id),
+                    "device_id": device_id,
+                    "verified": blocked,
+                },
+            )
+            self.dm_history_changed.emit(channel_id)
+        self.identity_changed.emit(
+            IdentityChange(account, user_id, device_id, channel_ids, blocked)
+        )
+        self.dm_channels_changed.emit()
+        return True
+
+    # DM queries -------------------------------------------------------------------------
+
+    def dm_channels(self) -> list[DMChannel]:
+        """Every account's DMs, most recent activity first."""
+        found = [
+            channel
+            for account in self.accounts
+            if account.client.store is not None
+            for channel in self._dm(account).channels.values()
+        ]
+        return sorted(found, key=lambda c: (-(c.last_message_id or 0), -c.channel_id))
+
+    def dm_channel(self, channel_id: int) -> DMChannel | None:
+        return next((c for c in self.dm_channels() if c.channel_id == channel_id), None)
+
+    def _need_dm_channel(self, channel_id: int) -> DMChannel:
+        channel = self.dm_channel(channel_id)
+        if channel is None:
+            raise NexusError("that conversation is not on any connected relay")
+        return channel
+
+    def dm_history(self, channel_id: int) -> list[dict[str, Any]]:
+        """The conversation as this app saw it, oldest first (see ``search.DMLog``)."""
+        channel = self.dm_channel(channel_id)
+        return self._dm(channel.account).log.entries(channel_id) if channel else []
+
+    def search_dms(
+        self, query: str, channel_id: int | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Client-side search of decrypted DM history (every account, or one DM)."""
+        found: list[tuple[int, dict[str, Any]]] = []
+        for account in self.accounts:
+            if account.client.store is None:
+                continue
+            dm = self._dm(account)
+            if channel_id is not None and channel_id not in dm.channels:
+                continue
+            found.extend(dm.log.search(query, channel_id))
+        return found
+
+    def dm_unread(self, channel_id: int) -> bool:
+        channel = self.dm_channel(channel_id)
+        return channel is not None and channel_id in self._dm(channel.account).unread
+
+    def mark_dm_read(self, channel_id: int) -> None:
+        channel = self.dm_channel(channel_id)
+        if channel is not None and channel_id in self._dm(channel.account).unread:
+            self._dm(channel.account).unread.discard(channel_id)
+            self.dm_channels_changed.emit()
+
+    def dm_account_for_user(self, user_id: int) -> Account | None:
+        """The account that has a DM with ``user_id`` (else the first with E2EE ready)."""
+        channel = next((c for c in self.dm_channels() if c.peer.id == user_id), None)
+        if channel is not None:
+            return channel.account
+        return next(
+            (a for a in self.accounts if a.client.store is not None and self._dm(a).ready), None
+        )
+
+    def safety_number(self, user_id: int, account: Account | None = None) -> str:
+        """The 60-digit safety number with ``user_id`` (equal on both sides)."""
+        account = account or self.dm_account_for_user(user_id)
+        if account is None:
+            raise NexusError("no account has encrypted DMs with that person")
+        return account.client.safety_number(user_id)
+
+    def is_verified(self, user_id: int, account: Account | None = None) -> bool:
+        account = account or self.dm_account_for_user(user_id)
+        if account is None or account.client.store is None:
+            return False
+        dm = self._dm(account)
+        return dm.state.is_verified(user_id, self.key_fingerprint(account, user_id))
+
+    def mark_verified(self, user_id: int, account: Account | None = None) -> None:
+        """The user compared safety numbers with ``user_id``: remember their keys."""
+        account = account or self.dm_account_for_user(user_id)
+        if account is None:
+            raise NexusError("no account has encrypted DMs with that person")
+        self._dm(account).state.mark_verified(user_id, self.key_fingerprint(account, user_id))
+        self.dm_channels_changed.emit()
+
+    def clear_verified(self, user_id: int, account: Account | None = None) -> None:
+        account = account or self.dm_account_for_user(user_id)
+        if account is not None:
+            self._dm(account).state.clear_verified(user_id)
+            self.dm_channels_changed.emit()
+
+    def dm_send_blocked(self, channel_id: int) -> bool:
+        """Whether sending in a DM waits for the user to acknowledge a verified contact's
+        key change."""
+        channel = self.dm_channel(channel_id)
+        if channel is None:
+            return False
+        fingerprint = self.key_fingerprint(channel.account, channel.peer.id)
+        return self._dm(channel.account).state.send_blocked(channel.peer.id, fingerprint)
+
+    def acknowledge_key_change(self, channel_id: int) -> None:
+        """The user saw the key change: unblock sending (the contact is no longer
+        verified until the new safety number is compared)."""
+        channel = self._need_dm_channel(channel_id)
+        account, peer = channel.account, channel.peer.id
+        self._dm(account).state.acknowledge(peer, self.key_fingerprint(account, peer))
+        for other in self.dm_channels():
+            if other.account is account and other.peer.id == peer:
+                self._dm(account).log.add(
+                    other.channel_id, {"type": "key_change_acknowledged", "user_id": str(peer)}
+                )
+                self.dm_history_changed.emit(other.channel_id)
+        self.dm_channels_changed.emit()
+
+    # DM operations ----------------------------------------------------------------------
+
+    def open_dm(
+        self,
+        user_id: int,
+        account: Account | None = None,
+        on_done: Callable[[int], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        """Open (or create) the encrypted DM with ``user_id``; its id goes to ``on_done``."""
+        target = (
+            account
+            or self.dm_account_for_user(user_id)
+            or (self.accounts[0] if self.accounts else None)
+        )
+        if target is None:
+            raise NexusError("sign in first")
+        self.run(self.open_dm_now(user_id, target), on_done=on_done, on_error=on_error)
+
+    async def open_dm_now(self, user_id: int, account: Account) -> int:
+        await self.enable_e2ee(account)
+        channel_id = await account.client.open_dm(user_id)
+        if channel_id not in self._dm(account).channels:
+            await self._ensure_dm_channel(account, channel_id)
+        self._observe_keys(account, user_id, None)
+        self.dm_channels_changed.emit()
+        return channel_id
+
+    def send_dm(
+        self,
+        channel_id: int,
+        text: str,
+        on_done: Callable[[int], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        """Encrypt and send ``text``; refused (``SendBlocked``) while a verified contact's
+        key change waits for acknowledgement. The message id goes to ``on_done``."""
+        self.run(self.send_dm_now(channel_id, text), on_done=on_done, on_error=on_error)
+
+    async def send_dm_now(self, channel_id: int, text: str) -> int:
+        channel = self._need_dm_channel(channel_id)
+        account, peer = channel.account, channel.peer.id
+        client = account.client
+        await self.enable_e2ee(account)
+        # List the contact's devices first, so a new device or key is noticed (and a
+        # verified contact's change blocks) before anything is encrypted to it.
+        assert client.dms is not None
+        await client.dms.refresh_devices(peer)
+        self._observe_keys(account, peer, None)
+        if self.dm_send_blocked(channel_id):
+            raise SendBlocked(
+                f"{channel.peer.username}'s safety number changed. Acknowledge the change"
+                " (or verify again) before sending."
+            )
+        message_id = await client.send_dm(channel_id, text)
+        me = account.user.id if account.user else 0
+        self._dm(account).log.add(
+            channel_id,
+            {"type": "text", "id": str(message_id), "author_id": str(me), "text": text},
+        )
+        self._bump_dm(account, channel_id, message_id, me)
+        self.dm_history_changed.emit(channel_id)
+        device = client.dms.device
+        self.dm_message.emit(
+            DMMessage(
+                channel_id=channel_id,
+                message_id=message_id,
+                author_id=me,
+                sender_device=device.device_id if device else "",
+                kind="text",
+                text=text,
+                payload={"kind": "text", "text": text},
+            )
+        )
+        return message_id
+
 
 def describe_error(exc: Exception) -> str:
     """A failure as one sentence for a person, never a traceback."""
@@ -584,3 +965,49 @@ def describe_error(exc: Exception) -> str:
     if isinstance(exc, NexusError):
         return str(exc)
     return f"Something went wrong: {exc}"
+
+
+# End-to-end encrypted DMs: the records the DM section of AppSession hands to views. -------
+
+from dataclasses import field  # noqa: E402
+
+from nexus_client import DMMessage, UndecryptableMessage  # noqa: E402
+
+from .e2ee_state import E2EEState, key_fingerprint  # noqa: E402
+from .search import DMLog  # noqa: E402
+
+
+class SendBlocked(NexusError):
+    """Sending waits for the user to acknowledge a verified contact's key change."""
+
+
+@dataclass(eq=False)
+class DMChannel:
+    """One encrypted DM of one account: its id and the other person."""
+
+    account: Account
+    channel_id: int
+    peer: User
+    last_message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class IdentityChange:
+    """A contact's keys changed (a new device or a replaced identity key)."""
+
+    account: Account
+    user_id: int
+    device_id: str | None
+    channel_ids: tuple[int, ...]
+    blocked: bool  # they were verified: sending waits for acknowledgement
+
+
+@dataclass(eq=False)
+class _DMAccount:
+    state: E2EEState
+    log: DMLog
+    channels: dict[int, DMChannel] = field(default_factory=dict)
+    unread: set[int] = field(default_factory=set)
+    wired: bool = False
+    ready: bool = False
+    setup: asyncio.Future[None] | None = None

@@ -1,0 +1,117 @@
+"""Encrypted DM history as this app saw it, and client-side search over it.
+
+The relay only holds ciphertext, so it cannot search DMs: the app keeps what it
+decrypted (and what it sent) in the account's encrypted store — one JSON-lines blob
+per conversation under the meta key ``desktop.dm_log.<channel_id>`` — and searches
+that. Entries are small dicts:
+
+- ``{"type": "text", "id", "author_id", "text", "ts"}`` (``edited`` once an edit
+  arrived; edits replace ``text``),
+- ``{"type": "undecryptable", "id", "author_id", "reason", "detail", "ts"}`` — shown,
+  never dropped,
+- ``{"type": "key_change", "user_id", "device_id", "ts"}`` — a contact's keys changed.
+
+No Qt here."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from .e2ee_state import MetaStore
+
+Entry = dict[str, Any]
+
+LIMIT = 5_000  # entries kept per conversation (oldest dropped first)
+
+
+class DMLog:
+    PREFIX = "desktop.dm_log"
+
+    def __init__(self, meta: MetaStore) -> None:
+        self._meta = meta
+        self._cache: dict[int, list[Entry]] = {}
+
+    def channel_ids(self) -> list[int]:
+        raw = self._meta.get_meta(f"{self.PREFIX}.channels") or ""
+        return [int(part) for part in raw.split(",") if part.isdigit()]
+
+    def entries(self, channel_id: int) -> list[Entry]:
+        """The conversation's entries, oldest first (a copy)."""
+        cached = self._cache.get(channel_id)
+        if cached is None:
+            raw = self._meta.get_meta(f"{self.PREFIX}.{channel_id}") or ""
+            cached = []
+            for line in raw.splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict):
+                    cached.append(entry)
+            self._cache[channel_id] = cached
+        return [dict(e) for e in cached]
+
+    def _save(self, channel_id: int, entries: list[Entry]) -> None:
+        entries = entries[-LIMIT:]
+        self._cache[channel_id] = entries
+        blob = "\n".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) for e in entries)
+        self._meta.set_meta(f"{self.PREFIX}.{channel_id}", blob)
+        known = self.channel_ids()
+        if channel_id not in known:
+            known.append(channel_id)
+            self._meta.set_meta(f"{self.PREFIX}.channels", ",".join(map(str, known)))
+
+    def add(self, channel_id: int, entry: Entry) -> bool:
+        """Append an entry (a message already logged, by id, is not added twice; an edit
+        updates its target). Returns True if the log changed."""
+        entries = self.entries(channel_id)
+        entry = {"ts": time.time(), **entry}
+        if entry.get("type") == "edit":
+            target = str(entry.get("target"))
+            for existing in entries:
+                if existing.get("type") == "text" and str(existing.get("id")) == target:
+                    if entry.get("author_id") != existing.get("author_id"):
+                        return False  # only the author may edit a message
+                    existing["text"] = entry.get("text", "")
+                    existing["edited"] = True
+                    self._save(channel_id, entries)
+                    return True
+            return False
+        if "id" in entry and any(
+            str(e.get("id")) == str(entry["id"]) for e in entries if "id" in e
+        ):
+            return False
+        entries.append(entry)
+        self._save(channel_id, entries)
+        return True
+
+    def search(self, query: str, channel_id: int | None = None) -> list[tuple[int, Entry]]:
+        """Text entries containing every word of ``query`` (case-insensitive), oldest
+        first, as (channel id, entry); in one conversation or in all of them."""
+        words = query.casefold().split()
+        if not words:
+            return []
+        channels = [channel_id] if channel_id is not None else self.channel_ids()
+        found = []
+        for channel in channels:
+            for entry in self.entries(channel):
+                if entry.get("type") != "text":
+                    continue
+                text = str(entry.get("text", "")).casefold()
+                if all(word in text for word in words):
+                    found.append((channel, entry))
+        return found
+
+
+def matches(entry: Entry, query: str) -> bool:
+    """Whether a log entry passes a search box's filter (an empty query passes all;
+    a query passes only the text entries that contain each of its words)."""
+    words = query.casefold().split()
+    if not words:
+        return True
+    if entry.get("type") != "text":
+        return False
+    text = str(entry.get("text", "")).casefold()
+    return all(word in text for word in words)

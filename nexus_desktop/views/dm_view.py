@@ -1,0 +1,360 @@
+"""One end-to-end encrypted DM: the decrypted history this app has seen (with notices
+for undecryptable messages and key changes, never dropped), a search box that filters
+it, and a composer that pauses while a verified contact's key change is unacknowledged."""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+from ..markdown import render_markdown
+from ..qt import (
+    QEvent,
+    QFrame,
+    QHBoxLayout,
+    QKeyEvent,
+    QLabel,
+    QLineEdit,
+    QObject,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    Qt,
+    QTimer,
+    QVBoxLayout,
+    QWidget,
+    Signal,
+)
+from ..search import matches
+from ..session import AppSession, describe_error
+from .verify_dialog import VerifyDialog
+
+BANNER = "Messages are end-to-end encrypted. The relay cannot read them."
+
+REASONS = {
+    "replay": "a copy of a message already received",
+    "tampered": "it was altered on the way",
+    "no_session": "no encrypted session with that device",
+    "unknown_prekey": "it used a key this device no longer has",
+    "bad_key": "it carried an invalid key",
+    "too_far_ahead": "too many messages were skipped",
+    "malformed": "it was not readable",
+}
+
+
+class DMView(QWidget):
+    """Open one DM with ``set_channel``; ``verify_requested(user_id)`` when the user
+    asks to compare safety numbers (the view opens the dialog itself by default)."""
+
+    verify_requested = Signal(object)  # user_id
+
+    def __init__(self, session: AppSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._session = session
+        self.channel_id: int | None = None
+        self._sending = False
+        self._dialog: VerifyDialog | None = None
+        self.setObjectName("DMView")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+
+        header = QHBoxLayout()
+        header.setContentsMargins(10, 6, 10, 0)
+        self.title = QLabel("")
+        self.title.setObjectName("DMTitle")
+        self.title.setTextFormat(Qt.TextFormat.PlainText)
+        header.addWidget(self.title, 1)
+        self.search_box = QLineEdit()
+        self.search_box.setPlaceholderText("Search this conversation")
+        self.search_box.setAccessibleName("Search this conversation")
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.textChanged.connect(lambda _text: self.refresh())
+        header.addWidget(self.search_box)
+        self.verify_button = QPushButton("Verify…")
+        self.verify_button.setToolTip("Compare safety numbers")
+        self.verify_button.clicked.connect(self.open_verify_dialog)
+        header.addWidget(self.verify_button)
+        layout.addLayout(header)
+
+        self.banner = QLabel(f"🔒 {BANNER}")
+        self.banner.setObjectName("E2EEBanner")
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("QLabel#E2EEBanner { padding: 6px 10px; }")
+        layout.addWidget(self.banner)
+
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        self._rows_widget = QWidget()
+        self._rows_layout = QVBoxLayout(self._rows_widget)
+        self._rows_layout.setContentsMargins(10, 6, 10, 6)
+        self._rows_layout.addStretch(1)
+        self.scroll_area.setWidget(self._rows_widget)
+        layout.addWidget(self.scroll_area, 1)
+        self.empty = QLabel("")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+
+        self.key_bar = QFrame()
+        self.key_bar.setObjectName("KeyChangeBar")
+        self.key_bar.setStyleSheet(
+            "QFrame#KeyChangeBar { border: 1px solid #d83c3e; border-radius: 4px; }"
+        )
+        bar = QHBoxLayout(self.key_bar)
+        self.key_notice = QLabel("")
+        self.key_notice.setTextFormat(Qt.TextFormat.PlainText)
+        self.key_notice.setWordWrap(True)
+        bar.addWidget(self.key_notice, 1)
+        self.verify_again_button = QPushButton("Compare safety numbers…")
+        self.verify_again_button.clicked.connect(self.open_verify_dialog)
+        bar.addWidget(self.verify_again_button)
+        self.acknowledge_button = QPushButton("Acknowledge")
+        self.acknowledge_button.clicked.connect(self.acknowledge)
+        bar.addWidget(self.acknowledge_button)
+        self.key_bar.hide()
+        layout.addWidget(self.key_bar)
+
+        composer = QHBoxLayout()
+        composer.setContentsMargins(10, 0, 10, 8)
+        self.editor = QPlainTextEdit()
+        self.editor.setObjectName("DMComposer")
+        self.editor.setAccessibleName("Encrypted message")
+        self.editor.setFixedHeight(64)
+        self.editor.installEventFilter(self)
+        composer.addWidget(self.editor, 1)
+        self.send_button = QPushButton("Send")
+        self.send_button.clicked.connect(self.send)
+        composer.addWidget(self.send_button)
+        layout.addLayout(composer)
+        self.status = QLabel("")
+        self.status.setObjectName("DMStatus")
+        self.status.setWordWrap(True)
+        self.status.setContentsMargins(10, 0, 10, 6)
+        layout.addWidget(self.status)
+
+        session.dm_history_changed.connect(self._on_history)
+        session.dm_channels_changed.connect(self._update_state)
+        session.identity_changed.connect(lambda _change: self._update_state())
+        self._row_labels: list[QLabel] = []
+        self._shown: list[dict[str, Any]] = []
+        self._update_state()
+
+    # Opening a conversation -----------------------------------------------------------
+
+    def set_channel(self, channel_id: int | None) -> None:
+        self.channel_id = channel_id
+        self._session.active_dm = channel_id  # type: ignore[attr-defined]
+        self.search_box.clear()
+        self.status.setText("")
+        if channel_id is not None:
+            self._session.mark_dm_read(channel_id)
+        self.refresh()
+        self._update_state()
+
+    def _peer(self) -> Any:
+        channel = self._session.dm_channel(self.channel_id) if self.channel_id else None
+        return channel.peer if channel else None
+
+    def _name_of(self, user_id: int) -> str:
+        peer = self._peer()
+        if peer is not None and peer.id == user_id:
+            return str(peer.global_name or peer.username)
+        channel = self._session.dm_channel(self.channel_id) if self.channel_id else None
+        me = channel.account.user if channel else None
+        if me is not None and me.id == user_id:
+            return str(me.global_name or me.username)
+        return str(user_id)
+
+    # History ----------------------------------------------------------------------------
+
+    def _on_history(self, channel_id: object) -> None:
+        if channel_id == self.channel_id:
+            self.refresh()
+            if self.isVisible():
+                self._session.mark_dm_read(channel_id)  # type: ignore[arg-type]
+
+    def refresh(self) -> None:
+        entries = self._session.dm_history(self.channel_id) if self.channel_id else []
+        query = self.search_box.text()
+        shown = [e for e in entries if matches(e, query)]
+        self._shown = shown
+        for label in self._row_labels:
+            self._rows_layout.removeWidget(label)
+            label.deleteLater()
+        self._row_labels = []
+        if not shown:
+            text = (
+                f"Nothing in this conversation matches “{html.escape(query)}”."
+                if query.strip()
+                else "No messages yet. Say hello — only the two of you can read it."
+                if self.channel_id
+                else ""
+            )
+            shown_rows = [("empty", text)]
+        else:
+            shown_rows = [(str(e.get("type")), self._row_html(e)) for e in shown]
+        for kind, markup in shown_rows:
+            label = QLabel(markup)
+            label.setTextFormat(Qt.TextFormat.RichText)
+            label.setWordWrap(True)
+            label.setOpenExternalLinks(False)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            label.setObjectName(f"DMRow_{kind}")
+            label.setProperty("dmKind", kind)
+            if kind in ("undecryptable", "key_change"):
+                label.setStyleSheet("QLabel { color: #d83c3e; padding: 4px 0; }")
+            elif kind in ("key_change_acknowledged", "empty"):
+                label.setStyleSheet("QLabel { color: gray; padding: 4px 0; }")
+            self._rows_layout.insertWidget(self._rows_layout.count() - 1, label)
+            self._row_labels.append(label)
+        QTimer.singleShot(0, self._scroll_to_end)
+
+    def _scroll_to_end(self) -> None:
+        bar = self.scroll_area.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def _row_html(self, entry: dict[str, Any]) -> str:
+        kind = entry.get("type")
+        when = time.strftime("%H:%M", time.localtime(float(entry.get("ts") or 0)))
+        if kind == "text":
+            name = html.escape(self._name_of(int(entry.get("author_id") or 0)))
+            edited = " <span style='color:gray'>(edited)</span>" if entry.get("edited") else ""
+            body = render_markdown(str(entry.get("text", "")))
+            return f"<b>{name}</b> <span style='color:gray'>{when}</span>{edited}<br>{body}"
+        if kind == "undecryptable":
+            name = html.escape(self._name_of(int(entry.get("author_id") or 0)))
+            reason = str(entry.get("reason", "malformed"))
+            explain = REASONS.get(reason, "")
+            return (
+                f"⚠ <b>Undecryptable: {html.escape(reason)}</b> — a message from {name}"
+                f" at {when} could not be decrypted"
+                + (f" ({html.escape(explain)})" if explain else "")
+                + "."
+            )
+        if kind == "key_change":
+            name = html.escape(self._name_of(int(entry.get("user_id") or 0)))
+            text = f"🔑 <b>{name}'s safety number changed</b> at {when}: a new device or a new key."
+            if entry.get("verified"):
+                text += (
+                    f" You had verified {name}: sending is paused until you compare the new"
+                    " safety number or acknowledge the change."
+                )
+            return text
+        if kind == "key_change_acknowledged":
+            name = html.escape(self._name_of(int(entry.get("user_id") or 0)))
+            return (
+                f"You acknowledged {name}'s new safety number at {when}."
+                f" {name} is no longer verified."
+            )
+        return html.escape(str(entry))
+
+    def visible_entries(self) -> list[dict[str, Any]]:
+        """The entries shown now (after the search filter), oldest first."""
+        return [dict(e) for e in self._shown]
+
+    def row_texts(self) -> list[str]:
+        """The rows as plain text (what a screen reader would read)."""
+        from ..qt import QTextDocument
+
+        texts = []
+        for label in self._row_labels:
+            doc = QTextDocument()
+            doc.setHtml(label.text())
+            texts.append(doc.toPlainText())
+        return texts
+
+    # Verification and key changes -------------------------------------------------------
+
+    def blocked(self) -> bool:
+        return self.channel_id is not None and self._session.dm_send_blocked(self.channel_id)
+
+    def _update_state(self) -> None:
+        peer = self._peer()
+        has_channel = peer is not None
+        self.setEnabled(True)
+        name = str(peer.global_name or peer.username) if peer else ""
+        verified = has_channel and self._session.is_verified(peer.id)
+        self.title.setText((f"🔒 {name}" + (" ✓" if verified else "")) if name else "")
+        self.title.setToolTip("Verified" if verified else "Not verified")
+        self.verify_button.setText("Verified ✓" if verified else "Verify…")
+        self.verify_button.setEnabled(has_channel)
+        blocked = self.blocked()
+        self.key_bar.setVisible(blocked)
+        if blocked:
+            explanation = (
+                f"{name}'s safety number changed since you verified it. Sending is paused"
+                " until you compare the new number or acknowledge the change."
+            )
+            self.key_notice.setText(f"🔑 {explanation}")
+            self.editor.setPlaceholderText(explanation)
+        else:
+            self.editor.setPlaceholderText(
+                f"Encrypted message to {name}" if has_channel else "Open a conversation"
+            )
+        can_send = has_channel and not blocked and not self._sending
+        self.editor.setEnabled(has_channel and not blocked)
+        self.send_button.setEnabled(can_send)
+
+    def acknowledge(self) -> None:
+        if self.channel_id is not None:
+            self._session.acknowledge_key_change(self.channel_id)
+            self._update_state()
+            self.refresh()
+
+    def open_verify_dialog(self) -> VerifyDialog | None:
+        peer = self._peer()
+        if peer is None:
+            return None
+        self.verify_requested.emit(peer.id)
+        channel = self._session.dm_channel(self.channel_id) if self.channel_id else None
+        dialog = VerifyDialog(
+            self._session,
+            peer.id,
+            channel.account if channel else None,
+            str(peer.global_name or peer.username),
+            self,
+        )
+        dialog.finished.connect(lambda _result: self._update_state())
+        self._dialog = dialog
+        dialog.open()
+        return dialog
+
+    # Sending ----------------------------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.editor and event.type() == QEvent.Type.KeyPress:
+            assert isinstance(event, QKeyEvent)
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
+                event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+            ):
+                self.send()
+                return True
+        return super().eventFilter(watched, event)
+
+    def send(self) -> None:
+        text = self.editor.toPlainText().strip()
+        if not text or self.channel_id is None or self._sending:
+            return
+        if self.blocked():
+            self._update_state()
+            return
+        self._sending = True
+        self.status.setText("Encrypting and sending…")
+        self._update_state()
+        channel_id = self.channel_id
+
+        def sent(_message_id: int) -> None:
+            self._sending = False
+            if self.editor.toPlainText().strip() == text:
+                self.editor.clear()
+            self.status.setText("")
+            self._update_state()
+
+        def failed(exc: Exception) -> None:
+            self._sending = False
+            self.status.setText(f"Not sent: {describe_error(exc)}")
+            self._update_state()
+            if channel_id == self.channel_id:
+                self.refresh()
+
+        self._session.send_dm(channel_id, text, on_done=sent, on_error=failed)
