@@ -22,6 +22,7 @@ from ._exceptions import (
     StoreLocked,
     Unauthorized,
 )
+from ._groups import GroupMessage
 
 __all__ = [
     "BadRequest",
@@ -30,6 +31,7 @@ __all__ = [
     "DMMessage",
     "Forbidden",
     "GatewayError",
+    "GroupMessage",
     "HTTPError",
     "Intents",
     "InvalidInput",

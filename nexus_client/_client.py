@@ -20,6 +20,7 @@ from ._dm import DirectMessages
 from ._events import EventDispatcher, Handler
 from ._exceptions import BadRequest, ConnectionLost, Forbidden, NexusError, NotFound
 from ._gateway import GatewayLink
+from ._groups import GroupMessages
 from ._http import HTTPClient
 from .outbox import Outbox, PendingMessage, PermanentFailure
 from .store import LocalStore
@@ -62,6 +63,11 @@ class Client:
         self._stopped = asyncio.Event()
         self.gateway_error: NexusError | None = None
         self.dms = DirectMessages(self.http, store, self.events) if store is not None else None
+        self.groups = (
+            GroupMessages(self.http, store, self.events, self.dms)
+            if store is not None and self.dms is not None
+            else None
+        )
 
     # Accounts -----------------------------------------------------------------------------
 
@@ -185,11 +191,24 @@ class Client:
         self._persist(dispatch.event)
         if (
             dispatch.event == "MESSAGE_CREATE"
+            and self.groups is not None
+            and isinstance(dispatch.data, dict)
+            and dispatch.data.get("megolm")
+        ):
+            await self.groups.receive(dispatch.data)
+        elif (
+            dispatch.event == "MESSAGE_CREATE"
             and self.dms is not None
             and isinstance(dispatch.data, dict)
             and dispatch.data.get("envelopes")
         ):
             await self.dms.receive(dispatch.data)
+        elif (
+            dispatch.event in ("CHANNEL_RECIPIENT_ADD", "CHANNEL_RECIPIENT_REMOVE")
+            and self.groups is not None
+            and isinstance(dispatch.data, dict)
+        ):
+            await self.groups.on_membership_event(dispatch.event, dispatch.data)
         if dispatch.event in ("READY", "RESUMED"):
             self._outbox_wakeup.set()
         self.events.dispatch("dispatch", dispatch.event, dispatch.data)
@@ -236,6 +255,36 @@ class Client:
     def safety_number(self, user_id: int) -> str:
         """60 digits over both users' identity keys; equal on both sides."""
         return self._need_dms().safety_number(user_id)
+
+    # End-to-end encrypted groups (group DMs, encrypted channels) -------------------------------
+
+    def _need_groups(self) -> GroupMessages:
+        if self.groups is None:
+            raise NexusError("end-to-end encryption needs a local store")
+        return self.groups
+
+    async def create_group_dm(self, user_ids: list[int]) -> int:
+        """A new group DM with ``user_ids`` (up to 9, plus you), its creation signed by
+        this device; returns its id."""
+        return await self._need_groups().create_group_dm(user_ids)
+
+    async def add_group_recipient(self, channel_id: int, user_id: int) -> None:
+        """Add someone to a group DM (a signed membership change)."""
+        await self._need_groups().add_recipient(channel_id, user_id)
+
+    async def remove_group_recipient(self, channel_id: int, user_id: int) -> None:
+        """Remove someone (the owner) or leave (yourself): a signed membership change."""
+        await self._need_groups().remove_recipient(channel_id, user_id)
+
+    async def send_group(self, channel_id: int, text: str) -> int:
+        """Encrypt ``text`` once (Megolm) for a group DM or an encrypted channel; the
+        session key goes to the devices that need it. Returns the message id."""
+        data = await self._need_groups().send(channel_id, {"kind": "text", "text": text})
+        return int(data["id"])
+
+    async def enable_e2ee(self, channel_id: int) -> None:
+        """Switch a guild channel to end-to-end encryption, for good (MANAGE_CHANNELS)."""
+        await self.http.request("PATCH", f"/channels/{channel_id}", json={"e2ee": True})
 
     # Messages through the outbox ----------------------------------------------------------------
 

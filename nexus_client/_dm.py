@@ -97,6 +97,19 @@ class DirectMessages:
             )
         return count
 
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held while pairwise sessions change (group key shares take it too)."""
+        return self._lock
+
+    def need_device(self) -> E2EEDevice:
+        return self._need_device()
+
+    async def ensure_session(self, user_id: int, device_id: str, identity_key: bytes) -> None:
+        """A pairwise session with that device, started from its bundle if need be."""
+        if not self._need_device().has_session(user_id, device_id):
+            await self._start(user_id, device_id, identity_key)
+
     def _need_device(self) -> E2EEDevice:
         if self.device is None:
             raise E2EEError("call e2ee_setup() first")

@@ -11,15 +11,19 @@ Invariants:
   and ``is_low_order_ed25519`` say which; see the X25519 low-order list (libsodium's).
 - The relay never interprets ``ciphertext``: every DM edit, delete, reply and reaction is
   a ciphertext like any other.
+- A group DM's membership changes are statements signed by the acting device's identity
+  key (Ed25519 over ``membership_statement(...)``, canonical JSON): the relay checks and
+  keeps them; clients check them again before they share a group key with anyone.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from enum import StrEnum
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -27,8 +31,10 @@ from .models import Snowflake
 
 MAX_PREKEYS_PER_UPLOAD: Final = 100
 MAX_PREKEYS_STORED: Final = 500
-MAX_ENVELOPES: Final = 64
+MAX_ENVELOPES: Final = 256  # key shares to every device of an encrypted channel
 MAX_CIPHERTEXT_BYTES: Final = 64 * 1024
+MAX_GROUP_DM_MEMBERS: Final = 10  # the creator included (Discord's limit)
+MEMBERSHIP_VERSION: Final = 1
 DEVICE_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{8,64}$"
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
@@ -137,5 +143,85 @@ class EnvelopeBody(_Body):
     ciphertext: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CIPHERTEXT_BYTES)]
 
 
+class MembershipOp(StrEnum):
+    CREATE = "create"
+    ADD = "add"
+    REMOVE = "remove"
+
+
+def membership_statement(
+    *,
+    op: MembershipOp,
+    channel_id: int | None,
+    actor_id: int,
+    device_id: str,
+    targets: list[int],
+    nonce: str,
+) -> str:
+    """The canonical text a member's device signs for a group DM membership change.
+    ``channel_id`` is None for ``create`` (the id does not exist yet); ``targets`` are
+    every member for ``create`` and the one member added or removed otherwise."""
+    return json.dumps(
+        {
+            "v": MEMBERSHIP_VERSION,
+            "op": op.value,
+            "channel_id": None if channel_id is None else str(channel_id),
+            "actor_id": str(actor_id),
+            "device_id": device_id,
+            "targets": sorted(str(t) for t in set(targets)),
+            "nonce": nonce,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+def parse_membership_statement(text: str) -> dict[str, Any]:
+    """The statement's fields; ValueError unless it is exactly the canonical form."""
+    try:
+        data = json.loads(text)
+        statement = membership_statement(
+            op=MembershipOp(data["op"]),
+            channel_id=None if data["channel_id"] is None else int(data["channel_id"]),
+            actor_id=int(data["actor_id"]),
+            device_id=str(data["device_id"]),
+            targets=[int(t) for t in data["targets"]],
+            nonce=str(data["nonce"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a membership statement: {exc}") from None
+    if statement != text or data["v"] != MEMBERSHIP_VERSION:
+        raise ValueError("not the canonical form of a membership statement")
+    return {
+        "op": MembershipOp(data["op"]),
+        "channel_id": None if data["channel_id"] is None else int(data["channel_id"]),
+        "actor_id": int(data["actor_id"]),
+        "device_id": str(data["device_id"]),
+        "targets": [int(t) for t in data["targets"]],
+        "nonce": str(data["nonce"]),
+    }
+
+
+class MembershipBody(_Body):
+    """A signed membership statement: ``statement`` is the canonical JSON text, and
+    ``signature`` (base64) is the Ed25519 signature of its UTF-8 bytes by ``device_id``."""
+
+    device_id: DeviceId
+    statement: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    signature: Base64Key
+
+
 class CreateDMBody(_Body):
-    recipient_id: Snowflake
+    """``POST /users/@me/channels``: ``recipient_id`` opens a one-to-one DM;
+    ``recipients`` (Discord's group DM shape) creates a group DM, with its signed
+    ``membership`` statement (op ``create``)."""
+
+    recipient_id: Snowflake | None = None
+    recipients: Annotated[list[Snowflake], Field(max_length=MAX_GROUP_DM_MEMBERS - 1)] | None = None
+    membership: MembershipBody | None = None
+
+
+class RecipientBody(_Body):
+    """``PUT``/``DELETE /channels/{id}/recipients/{user_id}``."""
+
+    membership: MembershipBody

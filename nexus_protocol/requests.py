@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from .e2ee import MAX_ENVELOPES, EnvelopeBody
+from .e2ee import MAX_CIPHERTEXT_BYTES, MAX_ENVELOPES, EnvelopeBody
 from .models import ChannelType, PermissionBits, PresenceStatus, Snowflake
 from .permissions import Permissions
 
@@ -109,6 +109,8 @@ class ModifyChannelBody(Body):
     bitrate: Annotated[int, Field(ge=8000, le=384000)] | None = None
     user_limit: Annotated[int, Field(ge=0, le=99)] | None = None
     permission_overwrites: Annotated[list[OverwriteBody], Field(max_length=100)] | None = None
+    # Nexus extension: end-to-end encryption, one way (it cannot be turned off).
+    e2ee: bool | None = None
 
 
 class PositionBody(Body):
@@ -160,6 +162,11 @@ class CreateMessageBody(Body):
     # Nexus extension: in a DM, the message is these ciphertexts and ``content`` is empty.
     envelopes: (
         Annotated[list[EnvelopeBody], Field(min_length=1, max_length=MAX_ENVELOPES)] | None
+    ) = None
+    # Nexus extension: in a group DM or an encrypted channel, one Megolm ciphertext for
+    # everyone (base64; ``envelopes`` then carry the session key to devices that need it).
+    megolm: (
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_CIPHERTEXT_BYTES)] | None
     ) = None
 
 

@@ -21,6 +21,7 @@ from .services.channels import ChannelService
 from .services.context import Context
 from .services.devices import DeviceService
 from .services.dms import DMService
+from .services.groups import GroupService
 from .services.guilds import GuildService
 from .services.invites import InviteService
 from .services.members import MemberService
@@ -65,6 +66,7 @@ class Relay:
         self.messages = MessageService(self.ctx, self.channels)
         self.devices = DeviceService(self.ctx)
         self.dms = DMService(self.ctx, self.devices, self.messages)
+        self.groups = GroupService(self.ctx, self.devices, self.messages, self.dms, self.channels)
         self.message_actions = MessageActionService(self.ctx, self.channels, self.messages)
         self.typing = TypingService(self.ctx, self.channels)
         self.read_states = ReadStateService(self.ctx, self.channels)

@@ -1,4 +1,5 @@
-"""End-to-end encryption for DMs: X3DH + Double Ratchet between devices (Signal's
+"""End-to-end encryption for DMs: X3DH + Double Ratchet between devices; Megolm group
+sessions (``vodozemac``) for group DMs and encrypted channels (Signal's
 protocol, from the ``x3dh`` and ``doubleratchet`` packages), persisted in the local
 SQLCipher store, and safety numbers. No network code here (see ``nexus_client._dm``).
 See docs/e2ee.md for the protocol."""
@@ -6,16 +7,21 @@ See docs/e2ee.md for the protocol."""
 from ._device import MAX_SESSIONS, Decrypted, E2EEDevice
 from ._errors import E2EEError, Undecryptable, UndecryptableReason
 from ._identity import DeviceIdentity, PeerBundle
+from ._megolm import ROTATE_AFTER, GroupDecrypted, GroupSessions, Outbound
 from ._ratchet import MAX_SKIP, Ratchet
 from ._safety import fingerprint, format_safety_number, safety_number
 
 __all__ = [
     "MAX_SESSIONS",
     "MAX_SKIP",
+    "ROTATE_AFTER",
     "Decrypted",
     "DeviceIdentity",
     "E2EEDevice",
     "E2EEError",
+    "GroupDecrypted",
+    "GroupSessions",
+    "Outbound",
     "PeerBundle",
     "Ratchet",
     "Undecryptable",

@@ -16,6 +16,9 @@ class UndecryptableReason(StrEnum):
     TOO_FAR_AHEAD = "too_far_ahead"  # more than the skipped-message window ahead
     MALFORMED = "malformed"  # not an envelope this version understands
     NOT_FOR_THIS_DEVICE = "not_for_this_device"
+    # Megolm (group DMs, encrypted channels):
+    UNKNOWN_SESSION = "unknown_session"  # no key for this group session was shared with us
+    MISSING_KEY = "missing_key"  # we hold the session only from a later message on
 
 
 class E2EEError(NexusError):

@@ -4,11 +4,13 @@ prekey, and one-time prekeys whose private halves stay here."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Final
 
 import x3dh
+import xeddsa
 
 from nexus_protocol.e2ee import encode_curve_key, encode_edwards_key
 
@@ -69,6 +71,18 @@ class DeviceIdentity:
     def signed_prekey(self) -> tuple[bytes, bytes]:
         bundle = self.state.bundle
         return bundle.signed_pre_key, bundle.signed_pre_key_sig
+
+    def sign(self, message: bytes) -> bytes:
+        """An Ed25519 signature by the identity key (plain Ed25519: anyone verifies it
+        with the identity key as published)."""
+        return bytes(xeddsa.ed25519_seed_sign(self.state.model.identity_key.secret, message))
+
+    @property
+    def secret_digest(self) -> bytes:
+        """A 32-byte key derived from the identity secret (pickles group sessions)."""
+        return hashlib.sha256(
+            b"Nexus megolm pickle v1" + self.state.model.identity_key.secret
+        ).digest()
 
     def one_time_prekeys(self) -> frozenset[bytes]:
         return self.state.bundle.pre_keys

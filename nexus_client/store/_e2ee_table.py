@@ -1,5 +1,6 @@
 """The end-to-end encryption tables: this device's X3DH state, ratchet sessions, the
-identity keys seen for peer devices, and digests of envelopes already decrypted.
+identity keys seen for peer devices, digests of envelopes already decrypted, and the
+Megolm group sessions (outbound per channel, inbound per session, the replay filter).
 The policy lives in ``nexus_client.e2ee``; this module only reads and writes rows.
 
 Invariants:
@@ -122,3 +123,68 @@ class E2EETable:
                 (user_id, device_id, identity_key, int(changed)),
             )
         return changed
+
+    # -- Megolm group sessions ------------------------------------------------------------
+
+    def group_outbound(self, channel_id: int) -> tuple[str, str, str] | None:
+        """``(session_id, pickle, shared_with)`` of this device's session in the channel."""
+        row = self._db.fetchone(
+            "SELECT session_id, pickle, shared_with FROM e2ee_group_out WHERE channel_id = ?",
+            (channel_id,),
+        )
+        return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
+
+    def save_group_outbound(
+        self, channel_id: int, session_id: str, pickle: str, shared_with: str
+    ) -> None:
+        with self._db.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO e2ee_group_out"
+                " (channel_id, session_id, pickle, shared_with, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (channel_id, session_id, pickle, shared_with, time.time()),
+            )
+
+    def drop_group_outbound(self, channel_id: int) -> None:
+        with self._db.transaction():
+            self._db.execute("DELETE FROM e2ee_group_out WHERE channel_id = ?", (channel_id,))
+
+    def group_inbound(self, session_id: str) -> tuple[int, int, str, str] | None:
+        """``(channel_id, sender_user, sender_device, pickle)`` of an inbound session."""
+        row = self._db.fetchone(
+            "SELECT channel_id, sender_user, sender_device, pickle FROM e2ee_group_in"
+            " WHERE session_id = ?",
+            (session_id,),
+        )
+        if row is None:
+            return None
+        return int(row[0]), int(row[1]), str(row[2]), str(row[3])
+
+    def save_group_inbound(
+        self, session_id: str, channel_id: int, sender_user: int, sender_device: str, pickle: str
+    ) -> None:
+        with self._db.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO e2ee_group_in"
+                " (session_id, channel_id, sender_user, sender_device, pickle)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (session_id, channel_id, sender_user, sender_device, pickle),
+            )
+
+    def group_seen(self, session_id: str, message_index: int) -> bool:
+        row = self._db.fetchone(
+            "SELECT 1 FROM e2ee_group_seen WHERE session_id = ? AND message_index = ?",
+            (session_id, message_index),
+        )
+        return row is not None
+
+    def mark_group_seen(self, session_id: str, message_index: int) -> bool:
+        """Record a decrypted (session, index); False if it was there already."""
+        with self._db.transaction():
+            if self.group_seen(session_id, message_index):
+                return False
+            self._db.execute(
+                "INSERT INTO e2ee_group_seen (session_id, message_index) VALUES (?, ?)",
+                (session_id, message_index),
+            )
+        return True

@@ -61,6 +61,18 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE e2ee_seen (digest BLOB PRIMARY KEY, seen_at REAL NOT NULL)",
         "CREATE INDEX e2ee_seen_by_time ON e2ee_seen (seen_at)",
     ),
+    # 3: Megolm group sessions: this device's outbound session per channel (and the
+    # devices it was shared with), inbound sessions bound to their sender and channel,
+    # and the (session, message index) pairs already decrypted (replay filter).
+    (
+        "CREATE TABLE e2ee_group_out (channel_id INTEGER PRIMARY KEY,"
+        " session_id TEXT NOT NULL, pickle TEXT NOT NULL, shared_with TEXT NOT NULL,"
+        " created_at REAL NOT NULL)",
+        "CREATE TABLE e2ee_group_in (session_id TEXT PRIMARY KEY, channel_id INTEGER NOT NULL,"
+        " sender_user INTEGER NOT NULL, sender_device TEXT NOT NULL, pickle TEXT NOT NULL)",
+        "CREATE TABLE e2ee_group_seen (session_id TEXT NOT NULL,"
+        " message_index INTEGER NOT NULL, PRIMARY KEY (session_id, message_index))",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -84,8 +84,12 @@ async def create_message(
 ) -> dict[str, Any]:
     """Send a message. A retry with the same ``nonce`` returns the first message instead
     of sending twice. In a DM (Nexus): ``envelopes`` (one ciphertext per device of each
-    recipient and of the sender's other devices) and no ``content``."""
+    recipient and of the sender's other devices) and no ``content``. In a group DM or an
+    encrypted channel (Nexus): ``megolm`` (one ciphertext for all) and, when a session
+    key is being shared, ``envelopes``."""
     cid = snowflake_param(channel_id, "channel_id")
+    if body.megolm is not None:
+        return await relay.groups.do_send(caller, cid, body)
     if body.envelopes is not None:
         return await relay.dms.do_send(caller, cid, body)
     try:

@@ -73,6 +73,18 @@ class ChannelAdminService:
         if "parent_id" in given:
             self._channels.check_parent(snapshot, body.parent_id, kind)
             changes["parent_id"] = body.parent_id
+        if "e2ee" in given and body.e2ee is not None:
+            # One way: an encrypted channel stays encrypted (docs/e2ee.md).
+            if not body.e2ee and channel.e2ee:
+                raise InvalidForm.field(
+                    "e2ee", "E2EE_ONE_WAY", "End-to-end encryption cannot be turned off"
+                )
+            if body.e2ee and kind not in (ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT):
+                raise InvalidForm.field(
+                    "e2ee", "E2EE_CHANNEL_TYPE", "Only text channels can be encrypted"
+                )
+            if body.e2ee:
+                changes["e2ee"] = True
         changes = {k: v for k, v in changes.items() if getattr(channel, k) != v}
         new_overwrites: list[Overwrite] | None = None
         if "permission_overwrites" in given and body.permission_overwrites is not None:

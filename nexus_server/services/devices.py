@@ -91,7 +91,7 @@ class DeviceService:
             if await user_store.get_user(tx, other_id) is None:
                 raise unknown(ErrorCode.UNKNOWN_USER, "User")
             share_a_guild = await dm_store.share_a_guild(tx, principal.user_id, other_id)
-            share_a_dm = await dm_store.find_dm(tx, principal.user_id, other_id) is not None
+            share_a_dm = await dm_store.share_a_channel(tx, principal.user_id, other_id)
         check_may_contact(
             principal.user_id, other_id, share_a_guild=share_a_guild, share_a_dm=share_a_dm
         )

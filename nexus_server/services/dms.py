@@ -25,6 +25,7 @@ from ..store import dms as dm_store
 from ..store import messages as message_store
 from ..store import users as user_store
 from ..store.dms import EnvelopeRecord
+from ..store.records import ChannelRecord
 from .accounts import Principal
 from .context import Context
 from .devices import DeviceService, check_device_id
@@ -50,7 +51,8 @@ class DMService:
         self._ctx = ctx
         self._devices = devices
         self._messages = messages
-        # A one-to-one DM's recipients never change: remembered for good.
+        # A one-to-one DM's recipients never change: remembered for good (group DMs'
+        # do, so those are read every time).
         self._recipients: dict[int, tuple[int, ...]] = {}
 
     async def recipients(self, channel_id: int) -> tuple[int, ...] | None:
@@ -60,9 +62,12 @@ class DMService:
             return known
         async with self._ctx.db.read("dm_recipients") as tx:
             found = await dm_store.recipients(tx, channel_id)
-        if not found:
+            channel = await channel_store.get_channel(tx, channel_id) if found else None
+        if not found or channel is None or channel.guild_id is not None:
             return None
-        self._recipients[channel_id] = found
+        if channel.type == ChannelType.DM:
+            # A group DM's recipients change (and other nodes change them): not cached.
+            self._recipients[channel_id] = found
         return found
 
     async def check_dm(self, principal: Principal, channel_id: int) -> tuple[int, ...]:
@@ -72,43 +77,45 @@ class DMService:
         check_dm_recipient(recipients, principal.user_id)
         return recipients
 
-    async def _dm_json(
+    async def dm_json(
         self, channel_id: int, recipients: tuple[int, ...], viewer: int
     ) -> dict[str, Any]:
         async with self._ctx.db.read("dm_json") as tx:
             channel = await channel_store.get_channel(tx, channel_id)
             users = await user_store.get_users(tx, set(recipients))
         assert channel is not None
-        return self._render_dm(channel.id, channel.last_message_id, recipients, users, viewer)
+        return self._render_dm(channel, recipients, users, viewer)
 
     @staticmethod
     def _render_dm(
-        channel_id: int,
-        last_message_id: int | None,
+        channel: ChannelRecord,
         recipients: tuple[int, ...],
         users: dict[int, Any],
         viewer: int,
     ) -> dict[str, Any]:
-        return {
-            "id": str(channel_id),
-            "type": int(ChannelType.DM),
+        last_message_id = channel.last_message_id
+        body: dict[str, Any] = {
+            "id": str(channel.id),
+            "type": channel.type,
             "last_message_id": str(last_message_id) if last_message_id else None,
             "recipients": [user_json(users[u]) for u in recipients if u != viewer and u in users],
             "flags": 0,
-            "e2ee": True,  # Nexus extension: every DM is end-to-end encrypted
+            "e2ee": True,  # Nexus extension: every DM and group DM is end-to-end encrypted
         }
+        if channel.type == ChannelType.GROUP_DM:
+            body["owner_id"] = str(channel.owner_id) if channel.owner_id is not None else None
+            body["name"] = None
+        return body
 
     async def private_channels(self, user_id: int) -> list[dict[str, Any]]:
         async with self._ctx.db.read("private_channels") as tx:
             dms = await dm_store.dms_of_user(tx, user_id)
             users = await user_store.get_users(tx, {u for r in dms.values() for u in r})
             channels = [await channel_store.get_channel(tx, channel_id) for channel_id in dms]
-        self._recipients.update(dms)
-        return [
-            self._render_dm(c.id, c.last_message_id, dms[c.id], users, user_id)
-            for c in channels
-            if c is not None
-        ]
+        self._recipients.update(
+            {c.id: dms[c.id] for c in channels if c is not None and c.type == ChannelType.DM}
+        )
+        return [self._render_dm(c, dms[c.id], users, user_id) for c in channels if c is not None]
 
     async def do_open_dm(self, principal: Principal, recipient_id: int) -> dict[str, Any]:
         """The DM between the caller and ``recipient_id``, created on first use."""
@@ -136,16 +143,16 @@ class DMService:
         self._recipients[channel_id] = recipients
         if created:
             for user_id in recipients:
-                body = await self._dm_json(channel_id, recipients, user_id)
+                body = await self.dm_json(channel_id, recipients, user_id)
                 await ctx.publish([Event.of("CHANNEL_CREATE", body, frozenset({user_id}))])
-        return await self._dm_json(channel_id, recipients, principal.user_id)
+        return await self.dm_json(channel_id, recipients, principal.user_id)
 
     async def list_dms(self, principal: Principal) -> list[dict[str, Any]]:
         return await self.private_channels(principal.user_id)
 
     async def get_dm(self, principal: Principal, channel_id: int) -> dict[str, Any]:
         recipients = await self.check_dm(principal, channel_id)
-        return await self._dm_json(channel_id, recipients, principal.user_id)
+        return await self.dm_json(channel_id, recipients, principal.user_id)
 
     async def do_send(
         self, principal: Principal, channel_id: int, body: CreateMessageBody
@@ -279,8 +286,13 @@ class DMService:
             mine = await dm_store.envelopes_of(
                 tx, [r.id for r in records], user_id=principal.user_id, device_id=device_id
             )
+            group = await dm_store.group_ciphertexts_of(tx, [r.id for r in records])
         by_message = {e.message_id: envelope_json(e) for e in mine}
         return [
-            {**body, "envelopes": [by_message[r.id]] if r.id in by_message else []}
+            {
+                **body,
+                "envelopes": [by_message[r.id]] if r.id in by_message else [],
+                **({"megolm": b64encode(group[r.id])} if r.id in group else {}),
+            }
             for body, r in zip(rendered, records, strict=True)
         ]

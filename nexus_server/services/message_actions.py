@@ -133,6 +133,11 @@ class MessageActionService:
             )
         if body.content is not None and not body.content.strip():
             raise BadRequest(ErrorCode.EMPTY_MESSAGE, "Cannot send an empty message")
+        if body.content is not None and channel.e2ee:
+            raise BadRequest(
+                ErrorCode.CANNOT_EXECUTE_ON_DM,
+                "This channel is end-to-end encrypted: edits travel encrypted",
+            )
         async with ctx.db.write("edit_message") as tx:
             await self._message(tx, channel.id, message_id)  # still there?
             if body.content is not None:

@@ -193,6 +193,12 @@ class MessageService:
         channel, snapshot, granted = await self._channels.check_channel(
             principal, channel_id, Permissions.VIEW_CHANNEL | Permissions.SEND_MESSAGES
         )
+        if channel.e2ee:
+            raise BadRequest(
+                ErrorCode.CANNOT_EXECUTE_ON_DM,
+                "This channel is end-to-end encrypted: send Megolm ciphertext (megolm), not"
+                " content",
+            )
         content = body.content
         if not content.strip():
             raise BadRequest(ErrorCode.EMPTY_MESSAGE, "Cannot send an empty message")

@@ -89,6 +89,8 @@ def channel_json(channel: ChannelRecord) -> Json:
         ],
         "flags": 0,
     }
+    if channel.e2ee:
+        body["e2ee"] = True  # Nexus: end-to-end encrypted (Megolm), for good
     if channel.bitrate is not None or channel.type == 2:
         body["bitrate"] = channel.bitrate or 64000
         body["user_limit"] = channel.user_limit or 0

@@ -1,14 +1,22 @@
-"""DM channels (type 1, no guild), their recipients, and the envelopes of their messages."""
+"""DM channels (type 1) and group DMs (type 3), no guild: their recipients, the envelopes
+and Megolm ciphertexts of their messages, and group DMs' signed membership log."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .schema import channel_recipients, dm_pairs, members, message_envelopes
+from .schema import (
+    channel_recipients,
+    dm_pairs,
+    group_ciphertexts,
+    group_membership,
+    members,
+    message_envelopes,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +126,86 @@ async def envelopes_of(
         )
         for row in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipRecord:
+    id: int
+    channel_id: int
+    user_id: int
+    device_id: str
+    statement: str
+    signature: bytes
+
+
+async def add_recipients(tx: AsyncConnection, channel_id: int, user_ids: list[int]) -> None:
+    await tx.execute(
+        insert(channel_recipients), [{"channel_id": channel_id, "user_id": u} for u in user_ids]
+    )
+
+
+async def remove_recipient(tx: AsyncConnection, channel_id: int, user_id: int) -> None:
+    await tx.execute(
+        delete(channel_recipients).where(
+            channel_recipients.c.channel_id == channel_id, channel_recipients.c.user_id == user_id
+        )
+    )
+
+
+async def share_a_channel(tx: AsyncConnection, user_a: int, user_b: int) -> bool:
+    """Both are recipients of one DM or group DM."""
+    other = channel_recipients.alias("other")
+    row = (
+        await tx.execute(
+            select(channel_recipients.c.channel_id)
+            .join(other, other.c.channel_id == channel_recipients.c.channel_id)
+            .where(channel_recipients.c.user_id == user_a, other.c.user_id == user_b)
+            .limit(1)
+        )
+    ).first()
+    return row is not None
+
+
+async def insert_membership(tx: AsyncConnection, record: MembershipRecord) -> None:
+    await tx.execute(
+        insert(group_membership).values(
+            id=record.id,
+            channel_id=record.channel_id,
+            user_id=record.user_id,
+            device_id=record.device_id,
+            statement=record.statement,
+            signature=record.signature,
+        )
+    )
+
+
+async def membership_log(tx: AsyncConnection, channel_id: int) -> list[MembershipRecord]:
+    rows = await tx.execute(
+        select(group_membership)
+        .where(group_membership.c.channel_id == channel_id)
+        .order_by(group_membership.c.id)
+    )
+    return [
+        MembershipRecord(
+            id=row.id,
+            channel_id=row.channel_id,
+            user_id=row.user_id,
+            device_id=row.device_id,
+            statement=row.statement,
+            signature=bytes(row.signature),
+        )
+        for row in rows
+    ]
+
+
+async def insert_group_ciphertext(tx: AsyncConnection, message_id: int, ciphertext: bytes) -> None:
+    await tx.execute(insert(group_ciphertexts).values(message_id=message_id, ciphertext=ciphertext))
+
+
+async def group_ciphertexts_of(tx: AsyncConnection, message_ids: list[int]) -> dict[int, bytes]:
+    rows = await tx.execute(
+        select(group_ciphertexts.c.message_id, group_ciphertexts.c.ciphertext).where(
+            group_ciphertexts.c.message_id.in_(message_ids)
+        )
+    )
+    return {int(row[0]): bytes(row[1]) for row in rows}

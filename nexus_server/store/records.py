@@ -63,6 +63,8 @@ class ChannelRecord:
     user_limit: int | None
     last_message_id: int | None
     overwrites: tuple[Overwrite, ...] = ()
+    e2ee: bool = False  # Nexus: end-to-end encrypted channel (one way)
+    owner_id: int | None = None  # a group DM's owner
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,9 @@ channels = Table(
     Column("bitrate", Integer),
     Column("user_limit", Integer),
     Column("last_message_id", Id),
+    # Nexus: end-to-end encrypted (one way); a group DM's owner.
+    Column("e2ee", Boolean, nullable=False, server_default="0"),
+    Column("owner_id", Id),
     Index(None, "guild_id"),
 )
 
@@ -315,4 +318,25 @@ message_envelopes = Table(
     Column("ciphertext", LargeBinary, nullable=False),
     PrimaryKeyConstraint("message_id", "user_id", "device_id"),
     Index(None, "user_id", "device_id", "message_id"),
+)
+
+# One Megolm ciphertext per message of a group DM or an encrypted channel (opaque).
+group_ciphertexts = Table(
+    "group_ciphertexts",
+    metadata,
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("ciphertext", LargeBinary, nullable=False),
+)
+
+# A group DM's membership changes, each signed by the acting member's device, in order.
+group_membership = Table(
+    "group_membership",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("channel_id", Id, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Id, nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("statement", Text, nullable=False),
+    Column("signature", LargeBinary(64), nullable=False),
+    Index(None, "channel_id", "id"),
 )
