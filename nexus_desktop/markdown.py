@@ -35,6 +35,7 @@ __all__ = [
     "SafeTextDocument",
     "render_markdown",
     "safe_link",
+    "warm_up",
 ]
 
 MAX_DEPTH = 6
@@ -180,6 +181,12 @@ def _markdown() -> MarkdownIt:
         md.validateLink = lambda url: safe_link(url) is not None  # type: ignore[method-assign]
         _parser = md
     return _parser
+
+
+def warm_up() -> None:
+    """Import markdown-it and build the parser now (start-up does it on a worker thread
+    while the store key is derived), so the first message painted does not wait."""
+    _markdown()
 
 
 def _text_rule(state: StateInline, silent: bool) -> bool:

@@ -2,10 +2,12 @@
 items not yet delivered (pending or failed).
 
 Built for huge histories: the model holds a *window* of at most ``WINDOW`` messages
-(Qt's list view relayouts every row on show and on each append, so 100,000 rows cost
-hundreds of milliseconds per change), changes rows with insert/remove/dataChanged and
-never resets except when the channel changes, and finds rows by bisecting the sorted
-snowflake ids.
+(Qt's list view relayouts every row on show and on each append or corrected height,
+calling the delegate's Python ``sizeHint`` per row: ~5 µs a row, so 100,000 rows cost
+hundreds of milliseconds per change and 1,000 about 5 ms), changes rows with
+insert/remove/dataChanged and never resets except when the channel changes, and finds
+rows by bisecting the sorted snowflake ids. Scrolling back past the window's first row
+loads older pages into it (and drops as many of the newest rows).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ..session import AppSession
 
 __all__ = ["GROUP_SECONDS", "WINDOW", "MessageListModel", "Roles"]
 
-WINDOW = 2000
+WINDOW = 1000
 GROUP_SECONDS = 7 * 60
 
 Index = QModelIndex | QPersistentModelIndex
@@ -151,6 +153,23 @@ class MessageListModel(QAbstractListModel):
             return self._first_unread(row)
         return None
 
+    def row_flags(self, row: int) -> tuple[bool, bool, bool]:
+        """(day separator above, "new" divider above, grouped with the row above) of
+        ``row`` in one go: what the delegate lays a row out by, without a round trip
+        through ``data()`` per role."""
+        day = self._day_changes(row)
+        divider = self._first_unread(row)
+        if day or divider:
+            return day, divider, False
+        item, previous = self.item(row), self.item(row - 1)
+        if item is None or previous is None:
+            return day, divider, False
+        if isinstance(item, Message) and item.message_reference is not None:
+            return day, divider, False
+        seconds = (_when(item) - _when(previous)).total_seconds()
+        grouped = self._author(item) == self._author(previous) and 0 <= seconds <= GROUP_SECONDS
+        return day, divider, grouped
+
     def _author(self, item: Row) -> int | None:
         return item.author.id if isinstance(item, Message) else self.me
 
@@ -204,6 +223,7 @@ class MessageListModel(QAbstractListModel):
             del self._messages[:extra]
             del self._ids[:extra]
             self.endRemoveRows()
+            self._refresh(0)  # the new first row now shows its date line
 
     def prepend(self, messages: Iterable[Message]) -> int:
         """Add older messages above the first row; returns how many were added. A full

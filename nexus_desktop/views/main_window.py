@@ -1,8 +1,14 @@
 """The main window: Discord's layout, composed from the navigation, message and
 management widgets and wired together. Composition and wiring only — each pane owns its
-own behaviour."""
+own behaviour.
+
+Dialogs (settings, community settings, create/join/host, quick switcher) are imported
+when first opened: the first window does not need them and start-up should not wait.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from ..hosting import HostedRelay
 from ..notifications import LEVELS, Notifier, notification_settings_for
@@ -23,16 +29,14 @@ from ..qt import (
 )
 from ..session import AppSession
 from .channel_list import LEVEL_LABELS, ChannelList
-from .community_settings import CommunitySettingsDialog
 from .composer import Composer
-from .create_community import CreateCommunityDialog
-from .join_dialog import HostDialog, JoinDialog
 from .member_list import MemberList
 from .message_view import MessageView
-from .quick_switcher import QuickSwitcher
 from .server_rail import ServerRail
-from .settings_dialog import SettingsDialog
 from .user_panel import UserPanel
+
+if TYPE_CHECKING:
+    from .join_dialog import HostDialog
 
 
 def _plain(text: str = "", name: str = "") -> QLabel:
@@ -104,8 +108,9 @@ class MainWindow(QMainWindow):
         if first is None and session.all_guilds():
             first = session.all_guilds()[0][1].id
         if first is not None:
-            self.rail.select_guild(first)
-            self.open_guild(first)
+            self.rail.select_guild(first)  # opens it, unless the rail had it selected
+            if self.guild_id != first:
+                self.open_guild(first)
 
     # Layout ---------------------------------------------------------------------------
 
@@ -251,28 +256,40 @@ class MainWindow(QMainWindow):
     # Dialogs ----------------------------------------------------------------------------------
 
     def open_quick_switcher(self) -> None:
+        from .quick_switcher import QuickSwitcher
+
         switcher = QuickSwitcher(self.session, self)
         switcher.channel_chosen.connect(self.go_to_channel)
         switcher.open()
 
     def open_settings(self) -> None:
+        from .settings_dialog import SettingsDialog
+
         SettingsDialog(self.session, self).open()
 
     def open_community_settings(self) -> None:
+        from .community_settings import CommunitySettingsDialog
+
         if self.guild_id is not None:
             CommunitySettingsDialog(self.session, self.guild_id, self).open()
 
     def create_community(self) -> None:
+        from .create_community import CreateCommunityDialog
+
         dialog = CreateCommunityDialog(self.session, self)
         dialog.created.connect(self.select_guild_when_known)  # created(guild_id)
         dialog.open()
 
     def join_community(self) -> None:
+        from .join_dialog import JoinDialog
+
         dialog = JoinDialog(self.session, self)
         dialog.joined.connect(self.select_guild_when_known)
         dialog.open()
 
     def host_community(self) -> HostDialog:
+        from .join_dialog import HostDialog
+
         dialog = HostDialog(self.session, self.hosted_relay, self)
         dialog.open()
         return dialog

@@ -2,17 +2,27 @@
 jump, links).
 
 Layouts are cached, not made per message: laid-out documents live in a bounded LRU
-(``DOC_CACHE`` entries, ~35 KB each) and row heights in a dict keyed by (row key,
-width). A row's first height is an *estimate* from font metrics (laying out thousands
-of documents before the first paint would take seconds); once the row is painted, its
-real height replaces the estimate and the view is told through ``sizeHintChanged``.
+(``DOC_CACHE`` entries, ~35 KB each), row layouts (rectangles and the header's strings,
+relative to the row) in another, and row heights in a dict per width keyed by the row's
+key. A row's first height is an *estimate* (exact from font metrics for plain text,
+wrapped lines times line height otherwise; laying out thousands of documents before the
+first paint would take seconds). Exact heights are measured off the paint path, in idle
+time slices of ``IDLE_BUDGET`` seconds, from the viewport outwards (mostly upwards,
+where scrolling back goes): the view relayouts every row from Python for any changed
+height (5 to 15 ms for a full window), so corrections are announced in batches — when a
+corrected row comes near the viewport, when ``ANNOUNCE_BATCH`` have piled up, or when
+the whole window is measured — not once per painted row.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from nexus_client.outbox import PendingMessage
 from nexus_protocol.models import Message
@@ -40,10 +50,20 @@ from ..qt import (
     Signal,
 )
 
+if TYPE_CHECKING:
+    from ..models.messages import MessageListModel
+    from ..qt import QListView
+
 __all__ = ["MessageDelegate", "RowLayout"]
 
 DOC_CACHE = 800
-MEASURE_AHEAD = 40
+LAYOUT_CACHE = 1500
+IDLE_BUDGET = 0.003  # seconds of measuring per event-loop pass
+ANNOUNCE_BATCH = 1000  # corrected heights that are worth one relayout on their own
+NEAR_ROWS = 3  # a corrected row this close to the viewport is announced at once
+PRIME_ROWS = 12  # rows inserted next to the viewport measured at once, before layout
+REPLAN_ROWS = 30  # re-centre the measuring order when the view moved this far
+UP_PER_DOWN = 4  # rows measured above the viewport per row below it
 AVATAR = 36
 LEFT = 64  # body starts here, right of the avatar column
 RIGHT = 16
@@ -57,6 +77,13 @@ STATE_LINE = 18
 PADDING = 4
 AVATAR_COLOURS = ("#5865f2", "#3ba55c", "#faa61a", "#ed4245", "#eb459e", "#9b59b6", "#1abc9c")
 EDITED_HTML = '<span style="color:#949ba4; font-size:small;"> (edited)</span>'
+# Text that renders as itself in one paragraph: no markdown, entity, mention, link or
+# layout-changing whitespace, no word long enough to be broken anywhere. Its height
+# from QFontMetrics' word wrap is the document's.
+_NOT_PLAIN = re.compile(
+    r"[*_~`>|<\[\]#\\!&\t]|^\s*(?:[-+]|\d+[.)])(?:\s|$)|\n\s*\n|  |^\s|\s$|\S{24}|:/",
+    re.M,
+)
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -77,6 +104,61 @@ class RowLayout:
     discard: QRect | None = None
     height: int = 0  # the whole row's
 
+    def translated(self, dx: int, dy: int) -> RowLayout:
+        def move(rect: QRect | None) -> QRect | None:
+            return None if rect is None else rect.translated(dx, dy)
+
+        return RowLayout(
+            day=move(self.day),
+            divider=move(self.divider),
+            reply=move(self.reply),
+            header=move(self.header),
+            avatar=move(self.avatar),
+            body=self.body.translated(dx, dy),
+            state=move(self.state),
+            pills=[(p.translated(dx, dy), e, m, c) for p, e, m, c in self.pills],
+            retry=move(self.retry),
+            discard=move(self.discard),
+            height=self.height,
+        )
+
+
+@dataclass
+class _Cached:
+    """A message row laid out at (0, 0) for one width, with what its paint shows."""
+
+    width: int
+    out: RowLayout
+    day_label: str = ""
+    name: str = ""
+    when: str = ""
+    seed: int = 0
+
+
+def _chrome(
+    item: Message | PendingMessage, day: bool, divider: bool, grouped: bool, body: int
+) -> int:
+    """A row's height around a body of ``body`` pixels (what ``layout`` adds up)."""
+    y = PADDING // 2
+    if day:
+        y += DAY_LINE
+    if divider:
+        y += DIVIDER_LINE
+    if isinstance(item, Message) and item.message_reference is not None:
+        y += REPLY_LINE
+    avatar_end = 0
+    if not grouped:
+        avatar_end = y + 2 + AVATAR
+        y += HEADER
+    y += body
+    if isinstance(item, PendingMessage):
+        y += STATE_LINE
+        if item.state == "failed":
+            y += BUTTON_LINE
+    elif item.reactions:
+        y += PILL_HEIGHT + 4
+    return max(y, avatar_end) + PADDING // 2
+
 
 class MessageDelegate(QStyledItemDelegate):
     reaction_clicked = Signal(object, str, bool)  # Message, emoji, mine
@@ -95,22 +177,48 @@ class MessageDelegate(QStyledItemDelegate):
         #: width, so a height measured while painting is found again by sizeHint (Qt
         #: hands sizeHint a zero-width rect).
         self.viewport: QWidget | None = None
+        #: The list and model, once ``attach`` was called: for measuring in idle time.
+        self.view: QListView | None = None
+        self.model: MessageListModel | None = None
+        #: Relayouts the view after corrected heights, keeping the reader's place; the
+        #: view provides it (``sizeHintChanged`` is emitted without one).
+        self.relayout: Callable[[], None] | None = None
         self._docs: OrderedDict[tuple[object, ...], SafeTextDocument] = OrderedDict()
-        self._heights: dict[tuple[int, int], int] = {}
-        self._exact: set[tuple[int, int]] = set()
-        self._changed: list[QPersistentModelIndex] = []
-        self._flush = QTimer(self)
-        self._flush.setSingleShot(True)
-        self._flush.setInterval(0)
-        self._flush.timeout.connect(self._announce_heights)
+        self._heights: dict[int, dict[int, int]] = {}  # width → row key → height
+        self._exact: dict[int, set[int]] = {}  # width → keys whose height is measured
+        self._layouts: OrderedDict[int, _Cached] = OrderedDict()  # row key → layout
+        self._dirty: set[int] = set()  # keys measured different from what the view has
+        self._urgent = False
+        self._plan: Iterator[int] | None = None
+        self._plan_centre = 0
+        self._complete: int | None = None  # the width every row is measured for
+        self._metrics: QFontMetrics | None = None
+        self._sizes: dict[int, QSize] = {}  # height → QSize(width, height), one width
+        self._idle = QTimer(self)
+        self._idle.setSingleShot(True)
+        self._idle.setInterval(0)
+        self._idle.timeout.connect(self._work)
+
+    def attach(self, view: QListView, model: MessageListModel) -> None:
+        """Measure ``view``'s rows of ``model`` in idle time (the view calls this)."""
+        self.view, self.model = view, model
+        self.viewport = view.viewport()
+        model.rowsInserted.connect(self._rows_inserted)
+        model.rowsRemoved.connect(self._rows_moved)
+        model.modelReset.connect(self.forget_all)
+        view.verticalScrollBar().valueChanged.connect(self._scrolled)
 
     # Caches ---------------------------------------------------------------------------
 
     def forget(self, key: int) -> None:
         """Drop cached heights of one row (its content or neighbours changed)."""
-        for cached in [k for k in self._heights if k[0] == key]:
-            self._heights.pop(cached, None)
-            self._exact.discard(cached)
+        for heights in self._heights.values():
+            heights.pop(key, None)
+        for exact in self._exact.values():
+            exact.discard(key)
+        self._layouts.pop(key, None)
+        self._complete = None
+        self._wake()
 
     def set_names(self, mentions: dict[int, str], channels: dict[int, str], me: int | None) -> None:
         """Names that mentions show; changing them drops the rendered documents."""
@@ -118,10 +226,15 @@ class MessageDelegate(QStyledItemDelegate):
             self.mentions, self.channels, self.me = mentions, channels, me
             self._names_version += 1
             self._docs.clear()
+            self._layouts.clear()
 
     def forget_all(self) -> None:
         self._heights.clear()
         self._exact.clear()
+        self._layouts.clear()
+        self._dirty.clear()
+        self._metrics = None
+        self._reset()
 
     def document(self, item: Message | PendingMessage, width: int) -> SafeTextDocument:
         edited = isinstance(item, Message) and item.edited_timestamp is not None
@@ -145,18 +258,42 @@ class MessageDelegate(QStyledItemDelegate):
             self._docs.popitem(last=False)
         return doc
 
+    def _model(self, index: Index) -> MessageListModel:
+        model = self.model
+        if model is None:
+            model = index.model()  # type: ignore[assignment]
+        assert model is not None
+        return model
+
+    def _font_metrics(self) -> QFontMetrics:
+        if self._metrics is None:
+            self._metrics = QFontMetrics(QFont())
+        return self._metrics
+
     # Layout ---------------------------------------------------------------------------
 
     def layout(self, rect: QRect, index: Index, body_height: int) -> RowLayout:
-        item = index.data(Roles.MESSAGE)
-        grouped = bool(index.data(Roles.GROUPED))
+        model = self._model(index)
+        row = index.row()
+        item = model.item(row)
+        assert item is not None
+        return self._layout(rect, item, model.row_flags(row), body_height)
+
+    def _layout(
+        self,
+        rect: QRect,
+        item: Message | PendingMessage,
+        flags: tuple[bool, bool, bool],
+        body_height: int,
+    ) -> RowLayout:
+        day, divider, grouped = flags
         out = RowLayout()
         y = rect.top() + PADDING // 2
         width = rect.width()
-        if index.data(Roles.DAY_SEPARATOR):
+        if day:
             out.day = QRect(rect.left(), y, width, DAY_LINE)
             y += DAY_LINE
-        if index.data(Roles.NEW_DIVIDER):
+        if divider:
             out.divider = QRect(rect.left(), y, width, DIVIDER_LINE)
             y += DIVIDER_LINE
         if isinstance(item, Message) and item.message_reference is not None:
@@ -166,7 +303,7 @@ class MessageDelegate(QStyledItemDelegate):
             out.avatar = QRect(rect.left() + 14, y + 2, AVATAR, AVATAR)
             out.header = QRect(rect.left() + LEFT, y, width - LEFT - RIGHT, HEADER)
             y += HEADER
-        out.body = QRect(rect.left() + LEFT, y, width - LEFT - RIGHT, body_height)
+        out.body = QRect(rect.left() + LEFT, y, max(50, width - LEFT - RIGHT), body_height)
         y += body_height
         if isinstance(item, PendingMessage):
             out.state = QRect(rect.left() + LEFT, y, width - LEFT - RIGHT, STATE_LINE)
@@ -175,9 +312,9 @@ class MessageDelegate(QStyledItemDelegate):
                 out.retry = QRect(rect.left() + LEFT, y + 2, 70, BUTTON_LINE - 4)
                 out.discard = QRect(rect.left() + LEFT + 78, y + 2, 80, BUTTON_LINE - 4)
                 y += BUTTON_LINE
-        elif isinstance(item, Message) and item.reactions:
+        elif item.reactions:
             x = rect.left() + LEFT
-            metrics = QFontMetrics(QFont())
+            metrics = self._font_metrics()
             for reaction in item.reactions:
                 label = f"{reaction.emoji.name} {reaction.count}"
                 pill = QRect(x, y + 3, metrics.horizontalAdvance(label) + 18, PILL_HEIGHT - 2)
@@ -186,9 +323,6 @@ class MessageDelegate(QStyledItemDelegate):
             y += PILL_HEIGHT + 4
         if out.avatar is not None:
             y = max(y, out.avatar.bottom() + 1)
-        out.body.setHeight(body_height)
-        # The row's own height, stored for sizeHint.
-        out.body.setWidth(max(50, out.body.width()))
         out.height = y - rect.top() + PADDING // 2
         return out
 
@@ -196,91 +330,304 @@ class MessageDelegate(QStyledItemDelegate):
         return max(50, width - LEFT - RIGHT)
 
     def _estimate_body(self, item: Message | PendingMessage, width: int) -> int:
-        """A cheap guess at the body's height: wrapped lines times line height."""
-        metrics = QFontMetrics(QFont())
+        """The body's height without a document: exact for plain text (font metrics
+        wrap it as the document does), else wrapped lines times line height."""
+        metrics = self._font_metrics()
+        content = item.content
+        edited = isinstance(item, Message) and item.edited_timestamp is not None
+        if content and not edited and _NOT_PLAIN.search(content) is None:
+            if "\n" not in content and len(content) * metrics.maxWidth() <= width:
+                return metrics.height() + 1  # one line, however the glyphs are shaped
+            flags = int(Qt.TextFlag.TextWordWrap)
+            return metrics.boundingRect(QRect(0, 0, width, 1 << 20), flags, content).height() + 1
         lines = 0
         per_line = max(1, width // max(1, metrics.averageCharWidth()))
-        for line in item.content.split("\n")[:300]:
+        for line in content.split("\n")[:300]:
             lines += 1 + len(line) // per_line
-        return max(1, lines) * metrics.lineSpacing() + (8 if "```" in item.content else 0)
+        return max(1, lines) * metrics.lineSpacing() + (8 if "```" in content else 0)
 
     def row_width(self, option: QStyleOptionViewItem) -> int:
-        if self.viewport is not None and self.viewport.width() > 0:
-            return self.viewport.width()
+        viewport = self.viewport
+        if viewport is not None:
+            width = viewport.width()
+            if width > 0:
+                return width
         return option.rect.width() or 600
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        # Called for every row of the window on each relayout: no data() round trips,
+        # and the QSize objects are shared (Qt copies them).
         width = self.row_width(option)
-        key = (int(index.data(Roles.KEY) or 0), width)
-        height = self._heights.get(key)
+        row = index.row()
+        model = self.model or self._model(index)
+        item = model.item(row)
+        if item is None:
+            return QSize(width, 0)
+        if isinstance(item, PendingMessage):
+            return QSize(width, self._measure_height(row, item, width))
+        heights = self._heights.get(width)
+        if heights is None:
+            heights = self._heights[width] = {}
+        height = heights.get(item.id)
         if height is None:
-            item = index.data(Roles.MESSAGE)
-            if item is None:
-                return QSize(width, 0)
             body = self._estimate_body(item, self._body_width(width))
-            height = self.layout(QRect(0, 0, width, 0), index, body).height
-            self._heights[key] = height
-        return QSize(width, height)
+            day, divider, grouped = model.row_flags(row)
+            height = heights[item.id] = _chrome(item, day, divider, grouped, body)
+            self._wake()
+        size = self._sizes.get(height)
+        if size is None or size.width() != width:
+            size = self._sizes[height] = QSize(width, height)
+        return size
+
+    def _measure_height(self, row: int, item: Message | PendingMessage, width: int) -> int:
+        model = self.model
+        flags = model.row_flags(row) if model is not None else (False, False, False)
+        doc = self.document(item, self._body_width(width))
+        return _chrome(item, *flags, int(doc.size().height()) + 1)
+
+    def _measure(self, row: int, item: Message, width: int) -> None:
+        """Store ``item``'s exact height; note it for the view if it differs."""
+        height = self._measure_height(row, item, width)
+        exact = self._exact.get(width)
+        if exact is None:
+            exact = self._exact[width] = set()
+        exact.add(item.id)
+        heights = self._heights.get(width)
+        if heights is None:
+            heights = self._heights[width] = {}
+        known = heights.get(item.id)
+        heights[item.id] = height
+        if known is not None and known != height:
+            self._dirty.add(item.id)
+
+    def _cached(self, row: int, item: Message | PendingMessage, width: int) -> _Cached:
+        """``item``'s layout at (0, 0) for ``width``, from the cache if it is there;
+        measuring it stores the row's exact height."""
+        if isinstance(item, Message):
+            cached = self._layouts.get(item.id)
+            if cached is not None and cached.width == width:
+                self._layouts.move_to_end(item.id)
+                return cached
+        model = self.model
+        flags = model.row_flags(row) if model is not None else (False, False, False)
+        doc = self.document(item, self._body_width(width))
+        out = self._layout(QRect(0, 0, width, 0), item, flags, int(doc.size().height()) + 1)
+        cached = _Cached(width, out)
+        if out.day is not None:
+            when = item.timestamp if isinstance(item, Message) else datetime.now()
+            cached.day_label = when.astimezone().strftime("%B %-d, %Y")
+        if out.header is not None:
+            if isinstance(item, Message):
+                name = item.author.global_name or item.author.username
+                if item.member is not None and item.member.nick:
+                    name = item.member.nick
+                cached.seed = item.author.id
+                cached.when = item.timestamp.astimezone().strftime("%H:%M")
+            else:
+                name = self.mentions.get(self.me or 0, "you")
+                cached.seed = self.me or 0
+            cached.name = name
+        if isinstance(item, Message):
+            self._layouts[item.id] = cached
+            if len(self._layouts) > LAYOUT_CACHE:
+                self._layouts.popitem(last=False)
+            exact = self._exact.get(width)
+            if exact is None or item.id not in exact:
+                heights = self._heights.get(width)
+                known = heights.get(item.id) if heights is not None else None
+                self._measure(row, item, width)
+                if known is not None and known != out.height:
+                    # Shown with a wrong height right now: correct it soon.
+                    self._urgent = True
+                    self._wake()
+        return cached
 
     def _exact_height(self, option: QStyleOptionViewItem, index: Index) -> RowLayout:
-        item = index.data(Roles.MESSAGE)
-        width = self.row_width(option)
-        doc = self.document(item, self._body_width(width))
-        body = int(doc.size().height()) + 1
-        rect = QRect(option.rect)
-        rect.setWidth(width)
-        out = self.layout(rect, index, body)
-        key = (int(index.data(Roles.KEY) or 0), width)
-        if key not in self._exact:
-            self._store_exact(key, out.height, index)
-            # Each corrected height costs the view a relayout of every row, so measure
-            # the rows around this one now too: one relayout per MEASURE_AHEAD rows
-            # scrolled, not one per row.
-            model = index.model()
-            for row in range(index.row() - MEASURE_AHEAD, index.row() + MEASURE_AHEAD):
-                if row != index.row() and 0 <= row < model.rowCount():
-                    self._measure(model.index(row, 0), width)
-        return out
+        """The row's layout in view coordinates (for hit tests)."""
+        model = self._model(index)
+        row = index.row()
+        item = model.item(row)
+        assert item is not None
+        cached = self._cached(row, item, self.row_width(option))
+        return cached.out.translated(option.rect.left(), option.rect.top())
 
-    def _measure(self, index: Index, width: int) -> None:
-        key = (int(index.data(Roles.KEY) or 0), width)
-        if key in self._exact:
+    # Measuring in idle time -------------------------------------------------------------
+
+    def _wake(self) -> None:
+        if self.view is not None and not self._idle.isActive():
+            self._idle.start()
+
+    def _rows_moved(self, *_: object) -> None:
+        self._plan = None
+        self._complete = None
+        self._wake()
+
+    def _reset(self) -> None:
+        """A new channel (or a reload) shows its newest rows: measure those at once."""
+        self._rows_moved()
+        self.prime_bottom()
+
+    def prime_bottom(self) -> None:
+        """Measure the rows that fill the viewport from the bottom, before the view lays
+        them out (a channel opens at its newest message): the first paint then shows
+        exact heights and needs no corrected relayout. The view calls this when shown."""
+        view, model = self.view, self.model
+        if view is None or model is None or not view.isVisible():
             return
-        item = index.data(Roles.MESSAGE)
-        doc = self.document(item, self._body_width(width))
-        out = self.layout(QRect(0, 0, width, 0), index, int(doc.size().height()) + 1)
-        self._store_exact(key, out.height, index)
+        width = self.row_width(QStyleOptionViewItem())
+        heights = self._heights.setdefault(width, {})
+        room = view.viewport().height()
+        extra = NEAR_ROWS + 2  # and the rows just above: corrections there would be urgent
+        row = model.rowCount() - 1
+        while row >= 0 and extra > 0:
+            item = model.item(row)
+            if isinstance(item, Message):
+                self._measure(row, item, width)
+                room -= heights[item.id]
+            if room <= 0:
+                extra -= 1
+            row -= 1
+        if self._dirty:
+            # The view laid these rows out by estimates already (it does on show): one
+            # relayout now, before anything is painted with a wrong height.
+            self._announce()
 
-    def _store_exact(self, key: tuple[int, int], height: int, index: Index) -> None:
-        self._exact.add(key)
-        if self._heights.get(key) != height:
-            self._heights[key] = height
-            self._changed.append(QPersistentModelIndex(index))
-            self._flush.start()
+    def _prime(self, rows: range) -> None:
+        view, model = self.view, self.model
+        if view is None or model is None or not view.isVisible():
+            return
+        width = self.row_width(QStyleOptionViewItem())
+        for row in rows:
+            item = model.item(row)
+            if isinstance(item, Message):
+                self._measure(row, item, width)
 
-    def _announce_heights(self) -> None:
-        changed, self._changed = self._changed, []
-        # One signal is enough: the view relayouts every row for any of them.
-        for persistent in changed[:1]:
-            if persistent.isValid():
-                model = persistent.model()
-                self.sizeHintChanged.emit(model.index(persistent.row(), persistent.column()))
+    def _rows_inserted(self, _parent: QModelIndex, first: int, last: int) -> None:
+        """Measure new rows next to the viewport now, before the view lays them out:
+        the page scrolled back into (just above the old first row) or a message
+        appended at the bottom then needs no correction, and no second relayout."""
+        self._rows_moved()
+        model = self.model
+        if model is not None and first == 0 and last + 1 < model.rowCount():
+            self._prime(range(last, max(first, last - PRIME_ROWS + 1) - 1, -1))
+        else:
+            self._prime(range(first, min(last, first + PRIME_ROWS - 1) + 1))
+
+    def _scrolled(self, _value: int) -> None:
+        if self._dirty and self._dirty_near():
+            self._urgent = True
+        if self._urgent or self._complete is None:
+            self._wake()
+
+    def _visible_rows(self) -> tuple[int, int]:
+        view, model = self.view, self.model
+        assert view is not None and model is not None
+        count = model.rowCount()
+        top = view.indexAt(QPoint(8, 1))
+        bottom = view.indexAt(QPoint(8, max(1, view.viewport().height() - 2)))
+        first = top.row() if top.isValid() else count - 1
+        last = bottom.row() if bottom.isValid() else count - 1
+        return max(0, first), max(0, last)
+
+    def _dirty_near(self) -> bool:
+        model = self.model
+        if model is None:
+            return False
+        first, last = self._visible_rows()
+        for key in self._dirty:
+            row = model.row_of(key)
+            if row is not None and first - NEAR_ROWS <= row <= last + NEAR_ROWS:
+                return True
+        return False
+
+    @staticmethod
+    def _order(first: int, last: int, count: int) -> Iterator[int]:
+        """Rows to measure: the visible ones, then outwards, ``UP_PER_DOWN`` above for
+        each one below (scrolling back goes up)."""
+        yield from range(first, min(count, last + 1))
+        up, down = first - 1, last + 1
+        while up >= 0 or down < count:
+            for _ in range(UP_PER_DOWN):
+                if up >= 0:
+                    yield up
+                    up -= 1
+            if down < count:
+                yield down
+                down += 1
+
+    def _work(self) -> None:
+        view, model = self.view, self.model
+        if view is None or model is None or not view.isVisible():
+            return
+        width = self.row_width(QStyleOptionViewItem())
+        if self._urgent:
+            self._announce()
+        if self._complete == width:
+            return
+        first, last = self._visible_rows()
+        if self._plan is None or abs(first - self._plan_centre) > REPLAN_ROWS:
+            self._plan = self._order(first, last, model.rowCount())
+            self._plan_centre = first
+        exact = self._exact.get(width)
+        if exact is None:
+            exact = self._exact[width] = set()
+        deadline = time.perf_counter() + IDLE_BUDGET
+        done = True
+        for row in self._plan:
+            item = model.item(row)
+            if not isinstance(item, Message) or item.id in exact:
+                continue
+            self._measure(row, item, width)
+            if time.perf_counter() > deadline:
+                done = False
+                break
+        if done:
+            self._plan = None
+            self._complete = width
+        if self._dirty and (done or len(self._dirty) >= ANNOUNCE_BATCH or self._dirty_near()):
+            # Far-off corrections wait until they come near: one relayout then, for
+            # every row measured by that time.
+            self._announce()
+        if not done:
+            self._idle.start()
+
+    def _announce(self) -> None:
+        """Hand every corrected height to the view: one relayout for all of them."""
+        self._urgent = False
+        if not self._dirty:
+            return
+        keys, self._dirty = self._dirty, set()
+        if self.relayout is not None:
+            self.relayout()
+            return
+        model = self.model
+        for key in keys:
+            row = model.row_of(key) if model is not None else None
+            if model is not None and row is not None:
+                # One signal is enough: the view relayouts every row for any of them.
+                self.sizeHintChanged.emit(model.index(row, 0))
+                return
 
     # Painting -------------------------------------------------------------------------
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
-        item = index.data(Roles.MESSAGE)
+        model = self._model(index)
+        row = index.row()
+        item = model.item(row)
         if item is None:
             return
-        out = self._exact_height(option, index)
+        cached = self._cached(row, item, self.row_width(option))
+        out = cached.out
+        origin = option.rect.topLeft()
         palette = option.palette
         text = palette.color(QPalette.ColorRole.Text)
         muted = QColor(text)
         muted.setAlpha(140)
         painter.save()
+        painter.translate(origin)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         if out.day is not None:
-            when = item.timestamp if isinstance(item, Message) else datetime.now()
+            label = cached.day_label
             painter.setPen(muted)
             painter.drawLine(
                 out.day.left() + 16,
@@ -288,7 +635,6 @@ class MessageDelegate(QStyledItemDelegate):
                 out.day.right() - 16,
                 out.day.center().y(),
             )
-            label = when.astimezone().strftime("%B %-d, %Y")
             box = painter.fontMetrics().boundingRect(label).adjusted(-8, -2, 8, 2)
             box.moveCenter(out.day.center())
             painter.fillRect(box, palette.color(QPalette.ColorRole.Base))
@@ -306,7 +652,7 @@ class MessageDelegate(QStyledItemDelegate):
         if out.reply is not None and isinstance(item, Message):
             self._paint_reply(painter, out.reply, item, index, muted)
         if out.avatar is not None and out.header is not None:
-            self._paint_header(painter, out, item, text, muted)
+            self._paint_header(painter, cached, text, muted)
         dimmed = isinstance(item, PendingMessage)
         painter.translate(out.body.topLeft())
         if dimmed:
@@ -342,42 +688,30 @@ class MessageDelegate(QStyledItemDelegate):
         painter.restore()
 
     def _paint_header(
-        self,
-        painter: QPainter,
-        out: RowLayout,
-        item: Message | PendingMessage,
-        text: QColor,
-        muted: QColor,
+        self, painter: QPainter, cached: _Cached, text: QColor, muted: QColor
     ) -> None:
+        out = cached.out
         assert out.avatar is not None and out.header is not None
-        if isinstance(item, Message):
-            name = item.author.global_name or item.author.username
-            if item.member is not None and item.member.nick:
-                name = item.member.nick
-            seed = item.author.id
-            when = item.timestamp.astimezone().strftime("%H:%M")
-        else:
-            name = self.mentions.get(self.me or 0, "you")
-            seed = self.me or 0
-            when = ""
+        name = cached.name
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(AVATAR_COLOURS[seed % len(AVATAR_COLOURS)]))
+        painter.setBrush(QColor(AVATAR_COLOURS[cached.seed % len(AVATAR_COLOURS)]))
         painter.drawEllipse(out.avatar)
         painter.setPen(QColor("#ffffff"))
         painter.drawText(out.avatar, Qt.AlignmentFlag.AlignCenter, (name[:1] or "?").upper())
-        bold = QFont(painter.font())
+        font = painter.font()
+        bold = QFont(font)
         bold.setBold(True)
         painter.setFont(bold)
         painter.setPen(text)
-        metrics = QFontMetrics(bold)
+        metrics = painter.fontMetrics()
         shown = metrics.elidedText(
             name, Qt.TextElideMode.ElideRight, max(40, out.header.width() - 120)
         )
         painter.drawText(out.header, Qt.AlignmentFlag.AlignVCenter, shown)
-        painter.setFont(QFont())
+        painter.setFont(font)
         painter.setPen(muted)
         stamp = out.header.adjusted(metrics.horizontalAdvance(shown) + 8, 0, 0, 0)
-        painter.drawText(stamp, Qt.AlignmentFlag.AlignVCenter, when)
+        painter.drawText(stamp, Qt.AlignmentFlag.AlignVCenter, cached.when)
 
     def _paint_reply(
         self, painter: QPainter, rect: QRect, item: Message, index: Index, muted: QColor

@@ -83,7 +83,6 @@ class MessageView(QWidget):
         self.list.setAccessibleName("Messages")
         self.list.setModel(self.model)
         self.list.setItemDelegate(self.delegate)
-        self.delegate.viewport = self.list.viewport()
         self.list.setUniformItemSizes(False)
         self.list.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -93,6 +92,8 @@ class MessageView(QWidget):
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._context_menu)
         self.list.installEventFilter(self)
+        self.delegate.attach(self.list, self.model)
+        self.delegate.relayout = self._relayout
         self.typing_label = QLabel(self)
         self.typing_label.setTextFormat(Qt.TextFormat.PlainText)
         self.typing_label.setObjectName("TypingIndicator")
@@ -126,7 +127,6 @@ class MessageView(QWidget):
         self.model.rowsAboutToBeInserted.connect(self._before_insert)
         self.model.rowsInserted.connect(self._after_insert)
         self.model.dataChanged.connect(self._row_changed)
-        self.model.modelReset.connect(self.delegate.forget_all)
         self.delegate.reaction_clicked.connect(self._toggle_reaction)
         self.delegate.retry_clicked.connect(self._retry)
         self.delegate.discard_clicked.connect(self._discard)
@@ -222,6 +222,23 @@ class MessageView(QWidget):
         for row in range(top.row(), bottom.row() + 1):
             self.delegate.forget(int(self.model.index(row).data(Roles.KEY) or 0))
 
+    def _relayout(self) -> None:
+        """Lay every row out again after the delegate corrected heights, keeping the
+        row at the top of the viewport where it is (or the view at the bottom)."""
+        if self._stick_to_bottom:
+            self.list.doItemsLayout()
+            self.list.scrollToBottom()
+            return
+        top = self.list.indexAt(QPoint(8, 1))
+        key = top.data(Roles.KEY) if top.isValid() else None
+        was = self.list.visualRect(top).top() if top.isValid() else 0
+        self.list.doItemsLayout()
+        row = self.model.row_of(key) if isinstance(key, int) else None
+        if row is not None:
+            now = self.list.visualRect(self.model.index(row)).top()
+            bar = self.list.verticalScrollBar()
+            bar.setValue(bar.value() + now - was)
+
     def jump_to_present(self) -> None:
         if not self.model.at_present:
             self.model.set_channel(self.channel_id)
@@ -285,6 +302,8 @@ class MessageView(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
+        if self._stick_to_bottom:
+            self.delegate.prime_bottom()
         self._ack_latest()
 
     def _ack_latest(self) -> None:
