@@ -22,6 +22,7 @@ from ..qt import (
     QMainWindow,
     QMenu,
     QShortcut,
+    QStackedWidget,
     Qt,
     QToolButton,
     QVBoxLayout,
@@ -30,6 +31,8 @@ from ..qt import (
 from ..session import AppSession
 from .channel_list import LEVEL_LABELS, ChannelList
 from .composer import Composer
+from .dm_list import DMList
+from .dm_view import DMView
 from .member_list import MemberList
 from .message_view import MessageView
 from .server_rail import ServerRail
@@ -70,6 +73,15 @@ class MainWindow(QMainWindow):
         self.message_view = MessageView(session, self)
         self.composer = Composer(session, self)
         self.member_list = MemberList(session, self)
+        self.dm_list = DMList(session, self)
+        self.dm_view = DMView(session, self)
+        self.dm_button = QToolButton(self)
+        self.dm_button.setText("DMs")
+        self.dm_button.setToolTip("Direct messages (end-to-end encrypted)")
+        self.dm_button.setAccessibleName("Direct messages")
+        self.dm_button.setCheckable(True)
+        self.left_stack = QStackedWidget(self)  # a community's channels, or the DMs
+        self.centre_stack = QStackedWidget(self)  # a channel, or a DM conversation
         self.notification_settings = notification_settings_for(session)
         self.notifier = Notifier(session, self.notification_settings, self)
 
@@ -115,11 +127,19 @@ class MainWindow(QMainWindow):
     # Layout ---------------------------------------------------------------------------
 
     def _layout(self) -> QWidget:
+        community = QVBoxLayout()
+        community.setContentsMargins(0, 0, 0, 0)
+        community.setSpacing(0)
+        community.addWidget(self.community_button)
+        community.addWidget(self.channel_list, 1)
+        community_page = QWidget(self)
+        community_page.setLayout(community)
+        self.left_stack.addWidget(community_page)
+        self.left_stack.addWidget(self.dm_list)
         left = QVBoxLayout()
         left.setContentsMargins(0, 0, 0, 0)
         left.setSpacing(0)
-        left.addWidget(self.community_button)
-        left.addWidget(self.channel_list, 1)
+        left.addWidget(self.left_stack, 1)
         left.addWidget(self.user_panel)
         left_column = QWidget(self)
         left_column.setLayout(left)
@@ -140,14 +160,23 @@ class MainWindow(QMainWindow):
         centre.addWidget(header_bar)
         centre.addWidget(self.message_view, 1)
         centre.addWidget(self.composer)
+        channel_page = QWidget(self)
+        channel_page.setLayout(centre)
+        self.centre_stack.addWidget(channel_page)
+        self.centre_stack.addWidget(self.dm_view)
+        rail = QVBoxLayout()
+        rail.setContentsMargins(0, 0, 0, 0)
+        rail.setSpacing(0)
+        rail.addWidget(self.dm_button)
+        rail.addWidget(self.rail, 1)
 
         self.member_list.setFixedWidth(240)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(0)
-        row.addWidget(self.rail)
+        row.addLayout(rail)
         row.addWidget(left_column)
-        row.addLayout(centre, 1)
+        row.addWidget(self.centre_stack, 1)
         row.addWidget(self.member_list)
         body = QWidget(self)
         body.setLayout(row)
@@ -173,6 +202,8 @@ class MainWindow(QMainWindow):
         self.rail.create_requested.connect(self._show_add_menu)
         self.rail.join_requested.connect(self.join_community)
         self.channel_list.channel_selected.connect(self.open_channel)
+        self.dm_button.clicked.connect(self.show_direct_messages)
+        self.dm_list.dm_selected.connect(self.open_dm)
         self.message_view.reply_requested.connect(self.composer.start_reply)
         self.message_view.edit_requested.connect(self.composer.start_edit)
         self.user_panel.settings_requested.connect(self.open_settings)
@@ -191,7 +222,26 @@ class MainWindow(QMainWindow):
 
     # Navigation ---------------------------------------------------------------------------
 
+    def show_direct_messages(self) -> None:
+        self.dm_button.setChecked(True)
+        self.left_stack.setCurrentWidget(self.dm_list)
+        self.centre_stack.setCurrentWidget(self.dm_view)
+        self.member_list.hide()
+
+    def open_dm(self, channel_id: int) -> None:
+        self.show_direct_messages()
+        self.dm_view.set_channel(channel_id)
+
+    def _show_communities(self) -> None:
+        self.dm_button.setChecked(False)
+        self.left_stack.setCurrentIndex(0)
+        self.centre_stack.setCurrentIndex(0)
+        self.member_list.setVisible(self.members_toggle.isChecked())
+        # A DM left open would keep counting as read.
+        self.dm_view.set_channel(None)
+
     def open_guild(self, guild_id: int) -> None:
+        self._show_communities()
         self.guild_id = guild_id
         self.channel_list.set_guild(guild_id)
         self.member_list.set_guild(guild_id)

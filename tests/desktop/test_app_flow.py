@@ -216,6 +216,17 @@ async def test_managing_a_community_from_the_main_window(
         await until(lambda: window.channel_name.text() == "# announcements", what="switch")
         window.grab().save(str(artifacts / "main_window_community.png"))
         assert window.statusBar().isVisible()
+
+        # The DMs button swaps the community panes for the encrypted conversations,
+        # and choosing the community again brings them back.
+        QTest.mouseClick(window.dm_button, Qt.MouseButton.LeftButton)
+        assert window.left_stack.currentWidget() is window.dm_list
+        assert window.centre_stack.currentWidget() is window.dm_view
+        assert window.dm_list.isVisible() and not window.member_list.isVisible()
+        window.grab().save(str(artifacts / "main_window_dms.png"))
+        window.open_guild(guild_id)
+        assert window.centre_stack.currentIndex() == 0 and window.channel_list.isVisible()
+        assert not window.dm_button.isChecked()
     finally:
         window.close()
         await session.close()
