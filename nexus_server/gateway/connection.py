@@ -1,6 +1,18 @@
 """One gateway WebSocket: reads frames into the session machine, writes its frames out
 through a bounded queue. A consumer too slow to drain the queue is disconnected with a
-resumable close, so memory never grows without bound."""
+resumable close, so memory never grows without bound.
+
+The write path is the relay's hottest code (one frame per receiver per event), so on
+uvicorn's ``websockets-sansio`` protocol it skips the ASGI ``send`` chain (starlette's
+state checks, the exception middleware's wrapper, uvicorn's ``send``, a ``str`` round
+trip and websockets' ``Frame`` object) and frames the bytes itself. Frames are queued,
+and the hub flushes every connection that has some in one callback, at the next loop
+iteration or at most every ``hub.FLUSH_INTERVAL``: one ``transport.write`` per socket
+for all the frames queued since its last write. While the transport is paused (the peer
+is not reading), the frames wait in the bounded queue and a writer task writes them when
+it resumes. Any other ASGI server (or a test stand-in) goes through
+``websocket.send_text``/``send_bytes`` from the writer task, one frame at a time.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +20,11 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import struct
 import time
 import zlib
-from typing import TYPE_CHECKING
+from collections import deque
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -29,6 +43,11 @@ from nexus_protocol.session import (
 from ..errors import Unauthorized
 from .hub import SessionEntry
 
+try:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+except ImportError:  # pragma: no cover - uvicorn without websockets
+    WebSocketsSansIOProtocol = None  # type: ignore[assignment,misc]
+
 if TYPE_CHECKING:
     from ..relay import Relay
 
@@ -37,18 +56,54 @@ log = logging.getLogger(__name__)
 # Resumable: the client reconnects and RESUMEs (Discord treats 4000 as resumable).
 SLOW_CONSUMER_CLOSE = CloseCode.UNKNOWN_ERROR
 
+# Server-to-client WebSocket frame headers (RFC 6455 5.2: FIN + opcode, unmasked length).
+_TEXT_HEADERS = [bytes((0x81, n)) for n in range(126)]
+_BINARY_HEADERS = [bytes((0x82, n)) for n in range(126)]
+_pack_header16 = struct.Struct("!BBH").pack
+_pack_header64 = struct.Struct("!BBQ").pack
+
+
+def _frame_header(small: list[bytes], opcode_byte: int, length: int) -> bytes:
+    if length < 126:
+        return small[length]
+    if length < 65536:
+        return _pack_header16(opcode_byte, 126, length)
+    return _pack_header64(opcode_byte, 127, length)
+
+
+def _sansio_protocol(websocket: WebSocket) -> Any:
+    """uvicorn's websockets-sansio protocol object behind this socket, or None.
+
+    The ASGI ``receive`` that uvicorn hands the app is the protocol's bound method, and
+    no middleware here wraps a WebSocket's ``receive``; anything else (another server,
+    a test stand-in) gets None and the plain ASGI path."""
+    if WebSocketsSansIOProtocol is None:
+        return None
+    protocol = getattr(getattr(websocket, "_receive", None), "__self__", None)
+    if not isinstance(protocol, WebSocketsSansIOProtocol):
+        return None
+    for attribute in ("transport", "conn", "writable", "close_sent", "disconnected"):
+        if not hasattr(protocol, attribute):  # pragma: no cover - a different uvicorn
+            return None
+    return protocol
+
 
 class GatewayConnection:
     def __init__(self, websocket: WebSocket, relay: Relay) -> None:
         self._ws = websocket
         self._relay = relay
         self._settings = relay.settings
-        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(
-            maxsize=relay.settings.gateway_queue_limit
-        )
+        self._limit = relay.settings.gateway_queue_limit
+        # Frames not yet handed to the transport, oldest first; never more than _limit.
+        self._queue = _FrameQueue()
         self._entry: SessionEntry | None = None
         self._closing: tuple[int, str] | None = None
         self._writer: asyncio.Task[None] | None = None
+        # Wakes the writer task: on close, and (fast path) when the transport is paused.
+        self._wake = asyncio.Event()
+        self._protocol = _sansio_protocol(websocket)
+        self._flush_scheduled = False
+        self._schedule_flush = relay.hub.schedule_flush
         # Discord's transport compression: one zlib stream for the socket's lifetime,
         # each frame flushed with Z_SYNC_FLUSH (ends in 00 00 ff ff) and sent as binary.
         # Other kinds (zstd-stream) are ignored: the frames go out as text.
@@ -61,12 +116,75 @@ class GatewayConnection:
         return self._entry
 
     def send_frame(self, frame: bytes) -> None:
+        """Queue one frame (the session's JSON bytes); it goes out in queue order."""
         if self._closing is not None:
             return
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        queue = self._queue
+        if len(queue) >= self._limit:
             self.close(SLOW_CONSUMER_CLOSE, "send queue overflow: resume")
+            return
+        queue.append(frame)
+        if self._protocol is None:
+            self._wake.set()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._schedule_flush(self)
+
+    def flush(self) -> None:
+        """Hand every queued frame to the transport in one write, unless the transport
+        is paused: then the writer task does it when the peer has read enough. Called by
+        the hub (``GatewayHub.schedule_flush``) for each connection that queued frames."""
+        self._flush_scheduled = False
+        if not self._queue:
+            return
+        if self._protocol.writable.is_set():
+            self._write_queued()
+        else:
+            self._wake.set()
+
+    def _write_queued(self) -> None:
+        """Fast path: frame and write everything queued, in order, in one write."""
+        queue = self._queue
+        protocol = self._protocol
+        transport = protocol.transport
+        if protocol.close_sent or protocol.disconnected or transport.is_closing():
+            queue.clear()  # the reader sees the disconnect; a resume replays these
+            return
+        compressor = self._zlib
+        conn = protocol.conn
+        if conn.extensions:  # permessage-deflate: websockets frames and deflates
+            try:
+                for frame in queue:
+                    if compressor is not None:
+                        conn.send_binary(
+                            compressor.compress(frame) + compressor.flush(zlib.Z_SYNC_FLUSH)
+                        )
+                    else:
+                        conn.send_text(frame)
+            except Exception:  # websockets' InvalidState: the connection is closing
+                queue.clear()
+                return
+            queue.clear()
+            transport.write(b"".join(conn.data_to_send()))
+            return
+        if compressor is not None:
+            parts = []
+            for frame in queue:
+                data = compressor.compress(frame) + compressor.flush(zlib.Z_SYNC_FLUSH)
+                parts.append(_frame_header(_BINARY_HEADERS, 0x82, len(data)))
+                parts.append(data)
+            queue.clear()
+            transport.write(b"".join(parts))
+        elif len(queue) == 1:
+            frame = queue.popleft()
+            transport.write(_frame_header(_TEXT_HEADERS, 0x81, len(frame)) + frame)
+        else:
+            parts = []
+            for frame in queue:
+                parts.append(_frame_header(_TEXT_HEADERS, 0x81, len(frame)))
+                parts.append(frame)
+            queue.clear()
+            transport.write(b"".join(parts))
 
     def close(self, code: int, reason: str) -> None:
         """Close after what is queued so far (if it fits); idempotent."""
@@ -74,10 +192,9 @@ class GatewayConnection:
             return
         self._closing = (code, reason)
         # Drop what a slow consumer has not taken; the replay buffer still holds it.
-        if self._queue.full():
-            while not self._queue.empty():
-                self._queue.get_nowait()
-        self._queue.put_nowait(None)
+        if len(self._queue) >= self._limit:
+            self._queue.clear()
+        self._wake.set()
 
     def request_reconnect(self) -> None:
         """Op 7 RECONNECT, then a resumable close: the client reconnects and RESUMEs
@@ -200,22 +317,49 @@ class GatewayConnection:
     async def _write_loop(self) -> None:
         ws = self._ws
         try:
-            while True:
-                frame = await self._queue.get()
-                if frame is None:
-                    break
-                if self._zlib is not None:
-                    await ws.send_bytes(
-                        self._zlib.compress(frame) + self._zlib.flush(zlib.Z_SYNC_FLUSH)
-                    )
-                else:
-                    await ws.send_text(frame.decode())
+            if self._protocol is not None:
+                await self._write_paused()
+            else:
+                await self._write_asgi()
         except Exception:  # the peer went away mid-send; the reader notices too
             pass
         code, reason = self._closing or (1000, "")
         if ws.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await ws.close(code, reason)
+
+    async def _write_paused(self) -> None:
+        """Fast path's writer: flushes what piled up while the transport was paused, and
+        what is left at close; until then it sleeps."""
+        queue = self._queue
+        writable = self._protocol.writable
+        while True:
+            if queue and not writable.is_set():
+                await writable.wait()
+            if queue:
+                self._write_queued()
+            if self._closing is not None:
+                return
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _write_asgi(self) -> None:
+        """Any other ASGI server: one ``send`` per frame, in queue order."""
+        ws = self._ws
+        queue = self._queue
+        while True:
+            while queue:
+                frame = queue.popleft()
+                if self._zlib is not None:
+                    await ws.send_bytes(
+                        self._zlib.compress(frame) + self._zlib.flush(zlib.Z_SYNC_FLUSH)
+                    )
+                else:
+                    await ws.send_text(frame.decode())
+            if self._closing is not None:
+                return
+            self._wake.clear()
+            await self._wake.wait()
 
     async def _finish(self) -> None:
         if self._writer is not None:
@@ -238,3 +382,12 @@ class GatewayConnection:
         entry = self._entry
         if entry is not None and entry.session.heartbeat_expired(now):
             self.close(CloseCode.SESSION_TIMED_OUT, "Session timed out")
+
+
+class _FrameQueue(deque[bytes]):
+    """The connection's outgoing frames (a deque; ``qsize`` for tests and metrics)."""
+
+    __slots__ = ()
+
+    def qsize(self) -> int:
+        return len(self)
