@@ -8,6 +8,7 @@ its id, author, nonce and time, with empty content.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +36,42 @@ from .render import user_json
 
 _ENVELOPE_TYPES = {EnvelopeType.PREKEY: 1, EnvelopeType.MESSAGE: 2}
 _ENVELOPE_NAMES = {number: name.value for name, number in _ENVELOPE_TYPES.items()}
+
+
+def check_envelopes(
+    given: Sequence[Any], message_id: int, readers: Collection[int], not_a_reader: str
+) -> list[EnvelopeRecord]:
+    """Envelopes as the store keeps them: one per (reader, device), each addressed to
+    someone in ``readers``, each ciphertext valid base64. Errors name the envelope."""
+    envelopes: list[EnvelopeRecord] = []
+    seen: set[tuple[int, str]] = set()
+    for index, envelope in enumerate(given):
+        if envelope.user_id not in readers:
+            raise InvalidForm.field(
+                ("envelopes", index, "user_id"), "NOT_A_RECIPIENT", not_a_reader
+            )
+        key = (envelope.user_id, envelope.device_id)
+        if key in seen:
+            raise InvalidForm.field(
+                ("envelopes", index, "device_id"), "DUPLICATE", "One envelope per device"
+            )
+        seen.add(key)
+        try:
+            ciphertext = b64decode(envelope.ciphertext)
+        except ValueError:
+            raise InvalidForm.field(
+                ("envelopes", index, "ciphertext"), "BASE64", "Not valid base64"
+            ) from None
+        envelopes.append(
+            EnvelopeRecord(
+                message_id=message_id,
+                user_id=envelope.user_id,
+                device_id=envelope.device_id,
+                type=_ENVELOPE_TYPES[envelope.type],
+                ciphertext=ciphertext,
+            )
+        )
+    return envelopes
 
 
 def envelope_json(envelope: EnvelopeRecord) -> dict[str, Any]:
@@ -169,40 +206,14 @@ class DMService:
             raise InvalidForm.field(
                 "message_reference", "DM_ENCRYPTED", "In a DM, replies travel encrypted"
             )
-        envelopes: list[EnvelopeRecord] = []
-        seen: set[tuple[int, str]] = set()
         message_id = ctx.ids.next_id()
-        for index, envelope in enumerate(body.envelopes):
-            if envelope.user_id not in recipients:
-                raise InvalidForm.field(
-                    ("envelopes", index, "user_id"), "NOT_A_RECIPIENT", "Not in this DM"
-                )
-            key = (envelope.user_id, envelope.device_id)
-            if key in seen:
-                raise InvalidForm.field(
-                    ("envelopes", index, "device_id"), "DUPLICATE", "One envelope per device"
-                )
-            seen.add(key)
-            try:
-                ciphertext = b64decode(envelope.ciphertext)
-            except ValueError:
-                raise InvalidForm.field(
-                    ("envelopes", index, "ciphertext"), "BASE64", "Not valid base64"
-                ) from None
-            envelopes.append(
-                EnvelopeRecord(
-                    message_id=message_id,
-                    user_id=envelope.user_id,
-                    device_id=envelope.device_id,
-                    type=_ENVELOPE_TYPES[envelope.type],
-                    ciphertext=ciphertext,
-                )
-            )
+        envelopes = check_envelopes(body.envelopes, message_id, recipients, "Not in this DM")
         nonce = str(body.nonce) if body.nonce is not None else None
         try:
             async with ctx.db.write("send_dm") as tx:
                 known = await device_store.devices_of_users(tx, set(recipients))
                 known_keys = {(d.user_id, d.device_id) for d in known}
+                addressed_devices = {(e.user_id, e.device_id) for e in envelopes}
                 for index, addressed in enumerate(envelopes):
                     if (addressed.user_id, addressed.device_id) not in known_keys:
                         raise InvalidForm.field(
@@ -215,7 +226,7 @@ class DMService:
                     for d in known
                     if d.user_id != principal.user_id
                     and d.signed_prekey is not None
-                    and (d.user_id, d.device_id) not in seen
+                    and (d.user_id, d.device_id) not in addressed_devices
                 )
                 if missing:
                     raise InvalidForm.field(

@@ -44,13 +44,13 @@ from ..store import devices as device_store
 from ..store import dms as dm_store
 from ..store import messages as message_store
 from ..store import users as user_store
-from ..store.dms import EnvelopeRecord, MembershipRecord
+from ..store.dms import MembershipRecord
 from ..store.records import ChannelRecord
 from .accounts import Principal
 from .channels import ChannelService
 from .context import Context
 from .devices import DeviceService, device_json
-from .dms import _ENVELOPE_TYPES, DMService, envelope_json
+from .dms import DMService, check_envelopes, envelope_json
 from .messages import MessageService
 from .permissions import check_dm_recipient
 from .render import user_json
@@ -334,34 +334,9 @@ class GroupService:
         except ValueError:
             raise InvalidForm.field("megolm", "BASE64", "Not valid base64") from None
         message_id = ctx.ids.next_id()
-        envelopes: list[EnvelopeRecord] = []
-        seen: set[tuple[int, str]] = set()
-        for index, envelope in enumerate(body.envelopes or []):
-            if envelope.user_id not in audience:
-                raise InvalidForm.field(
-                    ("envelopes", index, "user_id"), "NOT_A_RECIPIENT", "Cannot read this channel"
-                )
-            key = (envelope.user_id, envelope.device_id)
-            if key in seen:
-                raise InvalidForm.field(
-                    ("envelopes", index, "device_id"), "DUPLICATE", "One envelope per device"
-                )
-            seen.add(key)
-            try:
-                raw = b64decode(envelope.ciphertext)
-            except ValueError:
-                raise InvalidForm.field(
-                    ("envelopes", index, "ciphertext"), "BASE64", "Not valid base64"
-                ) from None
-            envelopes.append(
-                EnvelopeRecord(
-                    message_id=message_id,
-                    user_id=envelope.user_id,
-                    device_id=envelope.device_id,
-                    type=_ENVELOPE_TYPES[envelope.type],
-                    ciphertext=raw,
-                )
-            )
+        envelopes = check_envelopes(
+            body.envelopes or [], message_id, audience, "Cannot read this channel"
+        )
         nonce = str(body.nonce) if body.nonce is not None else secrets.token_hex(12)
         try:
             async with ctx.db.write("send_group") as tx:
