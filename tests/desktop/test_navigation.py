@@ -138,7 +138,7 @@ async def test_rail_channels_unread_members_presence(
             return members.model.index(1)
 
         assert bob_row().data(UserIdRole) == bob.user.id  # type: ignore[union-attr]
-        assert bob_row().data(PresenceRole) == "idle"
+        await until(lambda: bob_row().data(PresenceRole) == "idle")
         await bob.set_presence("dnd")
         await until(lambda: bob_row().data(PresenceRole) == "dnd")
         await bob.set_presence("invisible")
