@@ -38,6 +38,10 @@ class Event:
         return cls(header["t"], data, frozenset(header["u"]), header["g"])
 
 
+# Relay-internal: login sessions were revoked (``d``: {"revoked": [ids]} or {"except": id
+# or null}); every node closes the gateway sockets opened with them. Never sent to clients.
+SESSIONS_REVOKED = "NEXUS_SESSIONS_REVOKED"
+
 # Dispatches after which a guild's cached permissions or audience may be wrong.
 PERMISSION_CHANGING = frozenset(
     {

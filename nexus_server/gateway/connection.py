@@ -259,6 +259,7 @@ class GatewayConnection:
             user_id=principal.user_id,
             intents=identify.intents,
             bot=principal.bot,
+            auth_session_id=principal.session_id,
         )
         entry.connection = self
         relay.hub.register(entry, session_id)

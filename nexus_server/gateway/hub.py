@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from nexus_protocol.gateway import EVENT_INTENTS, Intents
+from nexus_protocol.gateway import EVENT_INTENTS, CloseCode, Intents
 from nexus_protocol.session import ServerSession
 
-from ..events import PERMISSION_CHANGING, Event
+from ..events import PERMISSION_CHANGING, SESSIONS_REVOKED, Event
 
 if TYPE_CHECKING:
     from .connection import GatewayConnection
@@ -92,6 +92,8 @@ class SessionEntry:
     pending: list[Event] | None = field(default_factory=list)
     bot: bool = False
     resumes: int = 0
+    # The login session whose token opened this gateway session (closed if revoked).
+    auth_session_id: int | None = None
     # int(intents), kept in step by __setattr__ (not an __init__ argument).
     _intent_bits: int = field(init=False, repr=False, compare=False)
 
@@ -135,6 +137,9 @@ class GatewayHub:
         self._last_flush = -flush_interval
 
     def on_event(self, event: Event) -> None:
+        if event.name == SESSIONS_REVOKED:
+            self._close_revoked(event)
+            return
         redacted = RedactedMessage(event) if event.name in CONTENT_EVENTS else None
         by_user = self._by_user
         for user_id in event.user_ids:
@@ -170,6 +175,24 @@ class GatewayHub:
                 connection.flush()
             except Exception:
                 log.exception("gateway flush failed")
+
+    def _close_revoked(self, event: Event) -> None:
+        """A revoked token's gateway sessions end now, live or waiting to resume."""
+        revoked = orjson.loads(event.data)
+        ids = set(revoked.get("revoked") or ())
+        keep = revoked.get("except")
+        for user_id in event.user_ids:
+            for entry in tuple(self._by_user.get(user_id, ())):
+                gone = (
+                    entry.auth_session_id in ids
+                    if ids
+                    else "except" in revoked and entry.auth_session_id != keep
+                )
+                if not gone:
+                    continue
+                if entry.connection is not None:
+                    entry.connection.close(CloseCode.AUTHENTICATION_FAILED, "session revoked")
+                self.forget(entry)
 
     def sessions_of(self, user_id: int) -> list[SessionEntry]:
         return list(self._by_user.get(user_id, ()))

@@ -27,7 +27,7 @@ from nexus_protocol.requests import (
 )
 
 from ..errors import InvalidForm, Unauthorized, unknown
-from ..events import Event
+from ..events import SESSIONS_REVOKED, Event
 from ..store import guilds as guild_store
 from ..store import users as user_store
 from ..store.records import SessionRecord, UserRecord
@@ -120,8 +120,9 @@ class AccountService:
         token = new_token(bot_user_id)
         async with self._ctx.db.write("reset_bot_token") as tx:
             await user_store.delete_all_sessions(tx, bot_user_id)
-            await self._open_session(tx, bot_user_id, token, "bot")
+            kept = await self._open_session(tx, bot_user_id, token, "bot")
         self._forget_sessions(bot_user_id)
+        await self._end_gateway_sessions(bot_user_id, {"except": kept})
         return token
 
     async def _open_session(self, tx: Any, user_id: int, token: str, user_agent: str) -> int:
@@ -172,6 +173,10 @@ class AccountService:
         self._principals[token_hash] = (principal, now + TOKEN_CACHE_SECONDS)
         return principal
 
+    async def _end_gateway_sessions(self, user_id: int, revoked: dict[str, Any]) -> None:
+        """Tell every node to close the gateway sockets the revoked tokens opened."""
+        await self._ctx.publish([Event.of(SESSIONS_REVOKED, revoked, frozenset({user_id}))])
+
     def _forget_sessions(self, user_id: int) -> None:
         stale = [key for key, (p, _) in self._principals.items() if p.user_id == user_id]
         for key in stale:
@@ -181,6 +186,7 @@ class AccountService:
         async with self._ctx.db.write("logout") as tx:
             await user_store.delete_session(tx, principal.user_id, principal.session_id)
         self._forget_sessions(principal.user_id)
+        await self._end_gateway_sessions(principal.user_id, {"revoked": [principal.session_id]})
 
     async def list_sessions(self, principal: Principal) -> list[SessionRecord]:
         async with self._ctx.db.read("list_sessions") as tx:
@@ -191,6 +197,7 @@ class AccountService:
             if not await user_store.delete_session(tx, principal.user_id, session_id):
                 raise unknown(ErrorCode.UNKNOWN_SESSION, "Session")
         self._forget_sessions(principal.user_id)
+        await self._end_gateway_sessions(principal.user_id, {"revoked": [session_id]})
 
     async def do_change_password(self, principal: Principal, body: ChangePasswordBody) -> None:
         async with self._ctx.db.read("password_lookup") as tx:
@@ -205,6 +212,7 @@ class AccountService:
             # Anyone who learnt the old password is logged out everywhere else.
             await user_store.delete_other_sessions(tx, principal.user_id, principal.session_id)
         self._forget_sessions(principal.user_id)
+        await self._end_gateway_sessions(principal.user_id, {"except": principal.session_id})
 
     async def get_user(self, user_id: int) -> UserRecord:
         async with self._ctx.db.read("get_user") as tx:

@@ -3,6 +3,7 @@ real relay as an app would use them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy import select
 
 from nexus_server.store.schema import users
 
-from .harness import RunningRelay, User, register
+from .harness import RunningRelay, User, connect_gateway, register
 
 PASSWORD = "correct horse battery"
 
@@ -258,3 +259,28 @@ async def test_no_email_or_phone_and_argon2id(relay: RunningRelay, http: httpx.A
     async with relay.relay.db.read("test") as tx:
         rows = (await tx.execute(select(users))).mappings().all()
     assert all(user.token not in str(dict(row)) for row in rows)
+
+
+async def test_revoking_a_session_closes_its_gateway_connection(relay: RunningRelay) -> None:
+    alice = await register(relay.api, password=PASSWORD)
+    async with httpx.AsyncClient() as http:
+        second = await http.post(
+            f"{relay.api}/auth/login", json={"login": alice.username, "password": PASSWORD}
+        )
+    other_token = second.json()["token"]
+    other = await connect_gateway(relay.api, other_token)
+    await other.next_dispatch("READY")
+    mine = await connect_gateway(relay.api, alice.token)
+    await mine.next_dispatch("READY")
+
+    sessions = await alice.ok("GET", "/auth/sessions")
+    (stolen,) = [s for s in sessions if not s["current"]]
+    await alice.ok("DELETE", f"/auth/sessions/{stolen['id']}")
+
+    # The revoked token's socket is closed as an authentication failure (no resume)…
+    assert other.reader is not None
+    await asyncio.wait_for(other.reader, 10)
+    assert other.close_code == 4004
+    # …while the session that did the revoking keeps its connection.
+    assert mine.close_code is None
+    await mine.close()
