@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from nexus_protocol.gateway import EVENT_INTENTS, CloseCode, Intents
+from nexus_protocol.gateway import DM_EVENT_INTENTS, EVENT_INTENTS, CloseCode, Intents
 from nexus_protocol.session import ServerSession
 
 from ..events import PERMISSION_CHANGING, SESSIONS_REVOKED, Event
@@ -37,6 +37,7 @@ FLUSH_INTERVAL = 0.020
 CONTENT_EVENTS = frozenset({"MESSAGE_CREATE", "MESSAGE_UPDATE"})
 # EVENT_INTENTS as plain ints: enum.Flag's ``&`` is a Python call, per receiver per event.
 _EVENT_INTENT_BITS: dict[str, int] = {name: int(bits) for name, bits in EVENT_INTENTS.items()}
+_DM_EVENT_INTENT_BITS: dict[str, int] = {name: int(bits) for name, bits in DM_EVENT_INTENTS.items()}
 _MESSAGE_CONTENT_BIT = int(Intents.MESSAGE_CONTENT)
 
 _REDACTED_FIELDS: dict[str, Any] = {
@@ -109,7 +110,8 @@ class SessionEntry:
 
     def deliver(self, event: Event, redacted: RedactedMessage | None = None) -> None:
         name = event.name
-        needed = _EVENT_INTENT_BITS.get(name)
+        table = _EVENT_INTENT_BITS if event.guild_id is not None else _DM_EVENT_INTENT_BITS
+        needed = table.get(name)
         if needed is not None and not self._intent_bits & needed:
             return
         if self.pending is not None:
