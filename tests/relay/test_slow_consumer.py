@@ -48,7 +48,7 @@ async def test_stalled_consumer_is_closed_resumably_with_a_bounded_queue(tmp_pat
     entry.connection = connection
     writer = asyncio.create_task(connection._write_loop())
 
-    event = Event("MESSAGE_CREATE", b'{"content":"x"}', frozenset({1}))
+    event = Event("MESSAGE_CREATE", b'{"content":"x"}', frozenset({1}), guild_id=7)
     for _ in range(1000):
         entry.deliver(event)
         await asyncio.sleep(0)
