@@ -237,7 +237,12 @@ class GroupMessages:
             if expected is MembershipOp.REMOVE:
                 self._changed(channel_id)
             return
-        self._changed(channel_id)
+        device = self._dms.device
+        own = (fields["actor_id"], fields["device_id"]) == (device.user_id, device.device_id)
+        # Our own change was applied when we made it (add/remove_recipient); its echo
+        # must not throw away the session the next message already rotated to.
+        if not own:
+            self._changed(channel_id)
         name = "group_member_add" if expected is MembershipOp.ADD else "group_member_remove"
         self._events.dispatch(name, channel_id, user_id)
 
