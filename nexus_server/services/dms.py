@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from nexus_protocol.e2ee import EnvelopeType, b64decode, b64encode
 from nexus_protocol.errors import ErrorCode
-from nexus_protocol.models import ChannelType, MessageType
+from nexus_protocol.models import ChannelType
 from nexus_protocol.requests import CreateMessageBody
 
 from ..errors import BadRequest, InvalidForm, unknown
@@ -232,21 +232,13 @@ class DMService:
                     raise InvalidForm.field(
                         "envelopes", "MISSING_DEVICES", "Missing devices: " + " ".join(missing)
                     )
-                record = await message_store.insert_message(
+                record = await dm_store.insert_encrypted_message(
                     tx,
                     message_id=message_id,
                     channel_id=channel_id,
                     guild_id=None,
                     author_id=principal.user_id,
-                    content="",
-                    message_type=int(MessageType.DEFAULT),
-                    tts=False,
                     nonce=nonce,
-                    mention_everyone=False,
-                    mention_ids=(),
-                    mention_role_ids=(),
-                    reference_message_id=None,
-                    reference_channel_id=None,
                 )
                 await dm_store.insert_envelopes(tx, envelopes)
                 await channel_store.set_last_message(tx, channel_id, message_id)

@@ -33,7 +33,7 @@ from nexus_protocol.e2ee import (
     parse_membership_statement,
 )
 from nexus_protocol.errors import ErrorCode
-from nexus_protocol.models import ChannelType, MessageType
+from nexus_protocol.models import ChannelType
 from nexus_protocol.permissions import Permissions
 from nexus_protocol.requests import CreateMessageBody
 
@@ -350,21 +350,13 @@ class GroupService:
                                 "UNKNOWN_DEVICE",
                                 "Unknown device",
                             )
-                record = await message_store.insert_message(
+                record = await dm_store.insert_encrypted_message(
                     tx,
                     message_id=message_id,
                     channel_id=channel_id,
                     guild_id=guild_id,
                     author_id=principal.user_id,
-                    content="",
-                    message_type=int(MessageType.DEFAULT),
-                    tts=False,
                     nonce=nonce,
-                    mention_everyone=False,
-                    mention_ids=(),
-                    mention_role_ids=(),
-                    reference_message_id=None,
-                    reference_channel_id=None,
                 )
                 if envelopes:
                     await dm_store.insert_envelopes(tx, envelopes)

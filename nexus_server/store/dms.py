@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from nexus_protocol.models import MessageType
+
+from . import messages as message_store
+from .records import MessageRecord
 from .schema import (
     channel_recipients,
     dm_pairs,
@@ -209,3 +213,32 @@ async def group_ciphertexts_of(tx: AsyncConnection, message_ids: list[int]) -> d
         )
     )
     return {int(row[0]): bytes(row[1]) for row in rows}
+
+
+async def insert_encrypted_message(
+    tx: AsyncConnection,
+    *,
+    message_id: int,
+    channel_id: int,
+    guild_id: int | None,
+    author_id: int,
+    nonce: str | None,
+) -> MessageRecord:
+    """The message row of an encrypted message: no content, no mentions, no reply the
+    relay can see; its envelopes or Megolm ciphertext are stored beside it."""
+    return await message_store.insert_message(
+        tx,
+        message_id=message_id,
+        channel_id=channel_id,
+        guild_id=guild_id,
+        author_id=author_id,
+        content="",
+        message_type=int(MessageType.DEFAULT),
+        tts=False,
+        nonce=nonce,
+        mention_everyone=False,
+        mention_ids=(),
+        mention_role_ids=(),
+        reference_message_id=None,
+        reference_channel_id=None,
+    )

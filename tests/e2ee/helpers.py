@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import LargeBinary, String, Text, inspect, select, text
+
 from nexus_client.e2ee import E2EEDevice, PeerBundle
+from nexus_protocol.e2ee import b64encode
+from nexus_server.store.database import nullpool_engine
+from tests.relay.harness import RunningRelay
 
 _handed_out: set[bytes] = set()
 
@@ -38,3 +44,42 @@ LOW_ORDER_X25519 = [
 ]
 
 Json = dict[str, Any]
+
+
+async def assert_relay_holds_none_of(
+    relay: RunningRelay, plaintexts: list[str], ciphertext_table: str
+) -> None:
+    """Search the relay's storage for any of ``plaintexts`` (UTF-8, UTF-16, base64): every
+    file of a SQLite relay's data directory (the relay is stopped first, so its WAL is read
+    as it is), or every text and binary column of every PostgreSQL table."""
+    needles = [p.encode() for p in plaintexts] + [p.encode("utf-16-le") for p in plaintexts]
+    needles += [b64encode(p.encode()).encode() for p in plaintexts]
+    url = relay.settings.database
+    if url.startswith("sqlite"):
+        await relay.stop()
+        files = [p for p in Path(relay.settings.data_dir).rglob("*") if p.is_file()]
+        assert files
+        for path in files:
+            raw = path.read_bytes()
+            for needle in needles:
+                assert needle not in raw, (path, needle)
+        return
+    engine = nullpool_engine(url)
+    try:
+        async with engine.connect() as connection:
+            names = await connection.run_sync(lambda c: inspect(c).get_table_names())
+            assert ciphertext_table in names
+            for name in names:
+                columns = await connection.run_sync(lambda c, n=name: inspect(c).get_columns(n))
+                for column in columns:
+                    if not isinstance(column["type"], String | Text | LargeBinary):
+                        continue
+                    rows = await connection.execute(
+                        select(text(f'"{column["name"]}"')).select_from(text(f'"{name}"'))
+                    )
+                    for (value,) in rows:
+                        raw = value.encode() if isinstance(value, str) else bytes(value or b"")
+                        for needle in needles:
+                            assert needle not in raw, (name, column["name"])
+    finally:
+        await engine.dispose()

@@ -4,14 +4,10 @@ alice on two, bob on one. Afterwards no plaintext is anywhere in the relay's sto
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import LargeBinary, String, Text, inspect, select, text
-
 from nexus_client import Client, DMMessage
-from nexus_protocol.e2ee import b64encode
-from nexus_server.store.database import nullpool_engine
+from tests.e2ee.helpers import assert_relay_holds_none_of
 from tests.relay.harness import RunningRelay
 
 PLAINTEXTS = [
@@ -102,38 +98,4 @@ async def test_three_device_conversation_and_no_plaintext_on_the_relay(
         for client in clients:
             await client.close()
 
-    await _assert_no_plaintext(relay)
-
-
-async def _assert_no_plaintext(relay: RunningRelay) -> None:
-    needles = [p.encode() for p in PLAINTEXTS] + [p.encode("utf-16-le") for p in PLAINTEXTS]
-    needles += [b64encode(p.encode()).encode() for p in PLAINTEXTS]
-    url = relay.settings.database
-    if url.startswith("sqlite"):
-        await relay.stop()  # checkpoint nothing away: read the WAL as it is, too
-        files = [p for p in Path(relay.settings.data_dir).rglob("*") if p.is_file()]
-        assert any(p.suffix == ".db" or "sqlite" in p.name for p in files) or files
-        for path in files:
-            raw = path.read_bytes()
-            for needle in needles:
-                assert needle not in raw, (path, needle)
-        return
-    engine = nullpool_engine(url)
-    try:
-        async with engine.connect() as connection:
-            names = await connection.run_sync(lambda c: inspect(c).get_table_names())
-            assert "message_envelopes" in names
-            for name in names:
-                columns = await connection.run_sync(lambda c, n=name: inspect(c).get_columns(n))
-                for column in columns:
-                    if not isinstance(column["type"], String | Text | LargeBinary):
-                        continue
-                    rows = await connection.execute(
-                        select(text(f'"{column["name"]}"')).select_from(text(f'"{name}"'))
-                    )
-                    for (value,) in rows:
-                        raw = value.encode() if isinstance(value, str) else bytes(value or b"")
-                        for needle in needles:
-                            assert needle not in raw, (name, column["name"])
-    finally:
-        await engine.dispose()
+    await assert_relay_holds_none_of(relay, PLAINTEXTS, "message_envelopes")

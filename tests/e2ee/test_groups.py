@@ -5,16 +5,14 @@ an encrypted guild channel. Afterwards no plaintext is anywhere in the relay's s
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import LargeBinary, String, Text, inspect, select, text
 
 from nexus_client import BadRequest, Client, Forbidden, GroupMessage, UndecryptableMessage
 from nexus_client.e2ee import ROTATE_AFTER
 from nexus_protocol.e2ee import MembershipOp, b64encode
-from nexus_server.store.database import nullpool_engine
+from tests.e2ee.helpers import assert_relay_holds_none_of
 from tests.relay.harness import RunningRelay
 
 PASSWORD = "correct horse battery"
@@ -226,38 +224,6 @@ async def test_group_dm_and_encrypted_channel(relay: RunningRelay, make_store: A
         for client in clients:
             await client.close()
 
-    await _assert_no_plaintext(relay, [*GROUP, *CHANNEL, BULK[0], BULK[57], BULK[-1]])
-
-
-async def _assert_no_plaintext(relay: RunningRelay, plaintexts: list[str]) -> None:
-    needles = [p.encode() for p in plaintexts] + [p.encode("utf-16-le") for p in plaintexts]
-    needles += [b64encode(p.encode()).encode() for p in plaintexts]
-    url = relay.settings.database
-    if url.startswith("sqlite"):
-        await relay.stop()
-        files = [p for p in Path(relay.settings.data_dir).rglob("*") if p.is_file()]
-        assert files
-        for path in files:
-            raw = path.read_bytes()
-            for needle in needles:
-                assert needle not in raw, (path, needle)
-        return
-    engine = nullpool_engine(url)
-    try:
-        async with engine.connect() as connection:
-            names = await connection.run_sync(lambda c: inspect(c).get_table_names())
-            assert "group_ciphertexts" in names
-            for name in names:
-                columns = await connection.run_sync(lambda c, n=name: inspect(c).get_columns(n))
-                for column in columns:
-                    if not isinstance(column["type"], String | Text | LargeBinary):
-                        continue
-                    rows = await connection.execute(
-                        select(text(f'"{column["name"]}"')).select_from(text(f'"{name}"'))
-                    )
-                    for (value,) in rows:
-                        raw = value.encode() if isinstance(value, str) else bytes(value or b"")
-                        for needle in needles:
-                            assert needle not in raw, (name, column["name"])
-    finally:
-        await engine.dispose()
+    await assert_relay_holds_none_of(
+        relay, [*GROUP, *CHANNEL, BULK[0], BULK[57], BULK[-1]], "group_ciphertexts"
+    )
