@@ -40,6 +40,10 @@ _CLIENT_OPS: Final = frozenset(
         Opcode.VOICE_STATE_UPDATE,
         Opcode.RESUME,
         Opcode.REQUEST_GUILD_MEMBERS,
+        Opcode.VOICE_OFFER,
+        Opcode.CALL_SIGNAL,
+        Opcode.VOICE_RECORDING,
+        Opcode.VOICE_KEYS,
     }
 )
 _EVENT_NAME: Final = re.compile(r"[A-Z0-9_]{1,64}")
@@ -89,7 +93,7 @@ class ServerSession:
         self,
         *,
         heartbeat_interval_ms: int = 41_250,
-        max_frame_bytes: int = 4096,
+        max_frame_bytes: int = 32 * 1024,  # Discord: 4096; SDP offers and voice keys need more
         replay_limit: int = 4096,
         replay_bytes_limit: int = 8 * 1024 * 1024,
         rate_limit_frames: int = 120,

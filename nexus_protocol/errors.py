@@ -33,6 +33,7 @@ class ErrorCode(IntEnum):
     UNAUTHORIZED = 40001
     REQUEST_TOO_LARGE = 40005
     USERNAME_TAKEN = 40007
+    TARGET_NOT_IN_VOICE = 40032
     ALREADY_BANNED = 40015  # not Discord's; Nexus keeps one code per distinct error
     MISSING_ACCESS = 50001
     INVALID_ACCOUNT_TYPE = 50002

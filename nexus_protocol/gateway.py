@@ -18,6 +18,11 @@ class Opcode(IntEnum):
     INVALID_SESSION = 9
     HELLO = 10
     HEARTBEAT_ACK = 11
+    # Nexus extensions: voice signalling on the main gateway (see nexus_protocol.voice).
+    VOICE_OFFER = 40
+    CALL_SIGNAL = 41
+    VOICE_RECORDING = 42
+    VOICE_KEYS = 43
 
 
 class CloseCode(IntEnum):
@@ -96,6 +101,7 @@ EVENT_INTENTS: Final[dict[str, Intents]] = {
     "MESSAGE_REACTION_REMOVE": Intents.GUILD_MESSAGE_REACTIONS,
     "MESSAGE_REACTION_REMOVE_ALL": Intents.GUILD_MESSAGE_REACTIONS,
     "TYPING_START": Intents.GUILD_MESSAGE_TYPING,
+    "VOICE_STATE_UPDATE": Intents.GUILD_VOICE_STATES,
 }
 
 # The same events outside a community (DMs, group DMs) need the DIRECT_* intents instead.

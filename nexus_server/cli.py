@@ -40,6 +40,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the URL clients reach this relay at, when behind a proxy",
     )
     parser.add_argument(
+        "--voice-workers",
+        type=int,
+        default=1,
+        help="SFU processes for voice, each using up to one core (0 turns voice off)",
+    )
+    parser.add_argument(
         "--demo", action="store_true", help="create a demo community and print its invite link"
     )
     parser.add_argument(
@@ -64,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         redis_url=args.redis,
         public_url=args.public_url,
         rate_limits=not args.no_rate_limits,
+        voice_workers=max(0, args.voice_workers),
+        voice_start_eagerly=True,
     )
     from .api.app import build_app
     from .relay import Relay

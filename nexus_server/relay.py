@@ -34,6 +34,7 @@ from .services.read_states import ReadStateService
 from .services.render import member_json, user_json
 from .services.roles import RoleService
 from .services.typing import TypingService
+from .services.voice import VoiceService
 from .settings import Settings
 from .store import guilds as guild_store
 from .store import users as user_store
@@ -77,6 +78,16 @@ class Relay:
         self.moderation = ModerationService(self.ctx, self.members)
         self.applications = ApplicationService(self.ctx, self.accounts, self.guilds)
         self.hub = GatewayHub(detached_ttl=settings.detached_session_ttl)
+        self.voice = VoiceService(
+            self.ctx,
+            self.channels,
+            self.dms,
+            self.hub,
+            workers=settings.voice_workers,
+            forward_loudest=settings.voice_forward_loudest,
+        )
+        self.hub.on_forget = self.voice.on_session_forgotten
+        self.guilds.voice_states_of = self.voice.voice_states_of
         if settings.rate_limits:
             self.rate_limits = RateLimiter(ROUTE_LIMITS)
         else:
@@ -90,6 +101,8 @@ class Relay:
         await self.bus.start()
         task = asyncio.create_task(self._housekeeping(), name="gateway-housekeeping")
         self._tasks.add(task)
+        if self.settings.voice_start_eagerly and self.voice.enabled:
+            await self.voice.start_sfu()
 
     async def close(self) -> None:
         for connection in self.hub.live_connections():
@@ -100,6 +113,7 @@ class Relay:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.voice.close()
         await self.bus.close()
         await self.db.close()
 
@@ -109,6 +123,7 @@ class Relay:
             assert event.guild_id is not None
             self.permissions.invalidate(event.guild_id)
         self.hub.on_event(event)
+        self.voice.on_event(event)
 
     async def _housekeeping(self) -> None:
         while True:

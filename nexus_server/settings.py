@@ -26,6 +26,11 @@ class Settings:
     replay_limit: int = 4096
     gateway_queue_limit: int = 2048
     detached_session_ttl: float = 120.0
+    # SFU worker processes (0: no voice); started with the relay, or at the first call.
+    voice_workers: int = 1
+    voice_start_eagerly: bool = False
+    # How many of the loudest talkers each listener receives at once.
+    voice_forward_loudest: int = 5
 
     @property
     def database(self) -> str:

@@ -86,14 +86,13 @@ async def modify_member(
     reason: AuditReason = None,
 ) -> dict[str, Any]:
     """Nick (MANAGE_NICKNAMES), roles (MANAGE_ROLES, below the caller's highest role),
-    mute (MUTE_MEMBERS), deaf (DEAFEN_MEMBERS)."""
-    return await relay.members.do_modify_member(
-        caller,
-        snowflake_param(guild_id, "guild_id"),
-        snowflake_param(user_id, "user_id"),
-        body,
-        reason,
-    )
+    mute (MUTE_MEMBERS), deaf (DEAFEN_MEMBERS), channel_id (MOVE_MEMBERS: move to
+    that voice channel; null disconnects)."""
+    guild, member = snowflake_param(guild_id, "guild_id"), snowflake_param(user_id, "user_id")
+    if "channel_id" in body.model_fields_set:
+        target = None if body.channel_id is None else int(body.channel_id)
+        await relay.voice.do_move(caller, guild, member, target)
+    return await relay.members.do_modify_member(caller, guild, member, body, reason)
 
 
 @router.delete("/guilds/{guild_id}/members/{user_id}", status_code=204)

@@ -43,6 +43,17 @@ from nexus_protocol.session import (
 from ..errors import Unauthorized
 from .hub import SessionEntry
 
+# Voice signalling, handled by VoiceService (Discord's op 4 and Nexus's 40 to 43).
+VOICE_OPS = frozenset(
+    {
+        Opcode.VOICE_STATE_UPDATE,
+        Opcode.VOICE_OFFER,
+        Opcode.CALL_SIGNAL,
+        Opcode.VOICE_RECORDING,
+        Opcode.VOICE_KEYS,
+    }
+)
+
 try:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 except ImportError:  # pragma: no cover - uvicorn without websockets
@@ -313,7 +324,9 @@ class GatewayConnection:
             await self._relay.presence.do_update(self._entry.user_id, body.status)
         elif command.op == Opcode.REQUEST_GUILD_MEMBERS and isinstance(command.data, dict):
             await self._relay.send_member_chunks(self._entry, command.data)
-        # VOICE_STATE_UPDATE is the voice issue's; it is accepted and ignored for now.
+        elif command.op in VOICE_OPS:
+            data = command.data if isinstance(command.data, dict) else {}
+            await self._relay.voice.on_command(self._entry, command.op, data)
 
     async def _write_loop(self) -> None:
         ws = self._ws

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +138,8 @@ class GatewayHub:
         self._dirty: list[GatewayConnection] = []
         self._flush_interval = flush_interval
         self._last_flush = -flush_interval
+        # Told when a session ends for good (its voice state goes with it).
+        self.on_forget: Callable[[SessionEntry], None] | None = None
 
     def on_event(self, event: Event) -> None:
         if event.name == SESSIONS_REVOKED:
@@ -215,6 +218,8 @@ class GatewayHub:
         session_id = entry.session.session_id
         if session_id is not None and self._by_session_id.get(session_id) is entry:
             del self._by_session_id[session_id]
+        if self.on_forget is not None:
+            self.on_forget(entry)
 
     def live_connections(self) -> list[GatewayConnection]:
         return [

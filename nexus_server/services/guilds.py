@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from nexus_protocol.errors import ErrorCode
@@ -28,6 +29,8 @@ class GuildService:
     def __init__(self, ctx: Context, presence: PresenceService) -> None:
         self._ctx = ctx
         self._presence = presence
+        # Who is in the guild's voice channels, for GUILD_CREATE (set by the relay).
+        self.voice_states_of: Callable[[int], list[dict[str, Any]]] = lambda guild_id: []
 
     async def do_create_guild(self, principal: Principal, body: CreateGuildBody) -> dict[str, Any]:
         ctx = self._ctx
@@ -109,7 +112,7 @@ class GuildService:
         payload["large"] = len(snapshot.member_roles) > 250
         payload["unavailable"] = False
         payload["lazy"] = True
-        payload["voice_states"] = []
+        payload["voice_states"] = self.voice_states_of(guild_id)
         payload["presences"] = self._presence.presences({m.user_id for m in members})
         payload["threads"] = []
         payload["stage_instances"] = []

@@ -104,9 +104,7 @@ class MemberService:
         if user_id not in snapshot.member_roles:
             raise unknown(ErrorCode.UNKNOWN_MEMBER, "Member")
         changes = body.model_dump(exclude_unset=True)
-        changes.pop("channel_id", None)
-        if getattr(body, "channel_id", None) is not None:
-            raise BadRequest(ErrorCode.GENERAL, "Target user is not connected to voice.")
+        changes.pop("channel_id", None)  # a voice move: VoiceService.do_move
         if "nick" in changes and not changes["nick"]:
             changes["nick"] = None
         for key in ("mute", "deaf"):

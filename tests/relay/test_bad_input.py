@@ -412,7 +412,7 @@ async def test_malformed_gateway_frames_close_with_the_right_code(
         ("server-only op", ['{"op": 10, "d": null}'], 4001),
         ("op as string", ['{"op": "1", "d": null}'], 4002),
         ("heartbeat d is a string", ['{"op": 1, "d": "x"}'], 4002),
-        ("too large", ['{"op": 1, "d": null, "x": "' + "a" * 5000 + '"}'], 4002),
+        ("too large", ['{"op": 1, "d": null, "x": "' + "a" * 40_000 + '"}'], 4002),
         ("identify bad token", [identify("not-a-token")], 4004),
         ("identify without d", ['{"op": 2}'], 4002),
         ("presence before identify", ['{"op": 3, "d": {"status": "online"}}'], 4003),
