@@ -8,7 +8,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
 
 from nexus_protocol.gateway import DEFAULT_INTENTS, Intents
@@ -22,10 +22,28 @@ from ._exceptions import BadRequest, ConnectionLost, Forbidden, NexusError, NotF
 from ._gateway import GatewayLink
 from ._groups import GroupMessages
 from ._http import HTTPClient
+from ._voice_states import VoiceStateTracker
 from .outbox import Outbox, PendingMessage, PermanentFailure
 from .store import LocalStore
 
+if TYPE_CHECKING:
+    from .voice.audio import AudioSink, AudioSource
+    from .voice.connection import VoiceConnection
+
 log = logging.getLogger(__name__)
+
+# Dispatches a live voice connection must see.
+_VOICE_EVENTS = frozenset(
+    {
+        "VOICE_STATE_UPDATE",
+        "VOICE_SERVER_UPDATE",
+        "VOICE_ANSWER",
+        "VOICE_ERROR",
+        "CALL_SIGNAL",
+        "VOICE_KEYS",
+        "VOICE_RECORDING_UPDATE",
+    }
+)
 
 H = TypeVar("H", bound=Handler)
 
@@ -63,6 +81,8 @@ class Client:
         self._stopped = asyncio.Event()
         self.gateway_error: NexusError | None = None
         self.dms = DirectMessages(self.http, store, self.events) if store is not None else None
+        self.voice_states = VoiceStateTracker()
+        self.voice: VoiceConnection | None = None
         self.groups = (
             GroupMessages(self.http, store, self.events, self.dms)
             if store is not None and self.dms is not None
@@ -151,6 +171,10 @@ class Client:
         return self._gateway is not None and self._gateway.online.is_set()
 
     async def close(self) -> None:
+        if self.voice is not None:
+            with contextlib.suppress(NexusError):
+                await self.voice.leave()
+            self.voice = None
         if self._gateway is not None:
             await self._gateway.close()
         for task in list(self._tasks):
@@ -209,6 +233,15 @@ class Client:
             and isinstance(dispatch.data, dict)
         ):
             await self.groups.on_membership_event(dispatch.event, dispatch.data)
+        if self.voice_states.apply(dispatch.event, dispatch.data):
+            self.events.dispatch("voice_state_update", dispatch.data)
+        voice = self.voice
+        if (
+            voice is not None
+            and dispatch.event in _VOICE_EVENTS
+            and isinstance(dispatch.data, dict)
+        ):
+            await voice.on_dispatch(dispatch.event, dispatch.data)
         if dispatch.event in ("READY", "RESUMED"):
             self._outbox_wakeup.set()
         self.events.dispatch("dispatch", dispatch.event, dispatch.data)
@@ -468,6 +501,90 @@ class Client:
         """Join by invite code or link (``…/invite/CODE``)."""
         code = invite.rstrip("/").rsplit("/", 1)[-1]
         return Invite.model_validate(await self.http.request("POST", f"/invites/{code}", json={}))
+
+    # Voice ----------------------------------------------------------------------------------
+
+    async def send_gateway_op(self, op: int, data: dict[str, Any]) -> None:
+        """Send one gateway command (op 4, or Nexus's voice ops 40 to 43)."""
+        import orjson
+
+        if self._gateway is None or not self._gateway.online.is_set():
+            raise ConnectionLost("the gateway is not connected")
+        await self._gateway.send(orjson.dumps({"op": op, "d": data}))
+
+    async def join_voice(
+        self,
+        channel_id: int,
+        *,
+        source: AudioSource | None = None,
+        sink: AudioSink | None = None,
+        self_mute: bool = False,
+        self_deaf: bool = False,
+        noise_suppression: bool = True,
+        mode: Literal["vad", "ptt"] = "vad",
+        spatial: bool = False,
+        frame_ms: int = 20,
+        allow_direct: bool = True,
+    ) -> VoiceConnection:
+        """Join a voice channel, or start or answer a DM call, and connect its audio.
+
+        ``source`` defaults to the microphone and ``sink`` to the speakers. Calls in DMs,
+        group DMs and encrypted channels are end-to-end encrypted; a one-to-one call goes
+        peer to peer unless ``allow_direct`` is off (then the relay carries it, and the
+        other person never learns this machine's address). Leaves any other call first.
+        """
+        from .voice.audio import MicrophoneSource, SpeakerSink
+        from .voice.connection import VoiceConnection
+        from .voice.keys import CallKeys
+
+        if self.voice is not None:
+            await self.voice.leave()
+            self.voice = None
+        channel = await self.http.request("GET", f"/channels/{channel_id}")
+        channel_type = int(channel.get("type", 0))
+        guild_id = int(channel["guild_id"]) if channel.get("guild_id") else None
+        me = self.cache.user or await self.fetch_me()
+        encrypted = channel_type in (1, 3) or bool(channel.get("e2ee"))
+        keys = None
+        if encrypted:
+            dms = self._need_dms()
+            if dms.device is None:
+                await self.e2ee_setup()
+
+            async def send_keys(envelopes: list[dict[str, Any]]) -> None:
+                await self.send_gateway_op(
+                    43, {"channel_id": str(channel_id), "envelopes": envelopes}
+                )
+
+            keys = CallKeys(dms, user_id=me.id, channel_id=channel_id, send_keys=send_keys)
+        direct_peer = None
+        if channel_type == 1:
+            others = [int(u["id"]) for u in channel.get("recipients", []) if int(u["id"]) != me.id]
+            direct_peer = others[0] if others else None
+        connection = VoiceConnection(
+            user_id=me.id,
+            channel_id=channel_id,
+            guild_id=guild_id,
+            send_op=self.send_gateway_op,
+            source=source if source is not None else MicrophoneSource(frame_ms=frame_ms),
+            sink=sink if sink is not None else SpeakerSink(frame_ms=frame_ms),
+            keys=keys,
+            direct_peer=direct_peer,
+            frame_ms=frame_ms,
+            noise_suppression=noise_suppression,
+            mode=mode,
+            spatial=spatial,
+            allow_direct=allow_direct,
+            participants={int(s["user_id"]): s for s in self.voice_states.in_channel(channel_id)},
+        )
+        connection.self_mute, connection.self_deaf = self_mute, self_deaf
+        self.voice = connection
+        try:
+            await connection.start()
+        except BaseException:
+            self.voice = None
+            raise
+        return connection
 
     async def set_presence(self, status: str) -> None:
         if self._gateway is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,30 +145,61 @@ class DirectMessages:
             self._recipients[channel_id] = known
         return known
 
+    async def seal(self, user_ids: Iterable[int], payload: dict[str, Any]) -> list[dict[str, Any]]:
+        """``payload`` encrypted to every device of ``user_ids`` (but this one), one
+        envelope each, through the pairwise sessions (started where there are none)."""
+        device = self._need_device()
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        envelopes = []
+        async with self._lock:
+            for user_id in user_ids:
+                for device_id, identity_key in (await self.refresh_devices(user_id)).items():
+                    if (user_id, device_id) == (device.user_id, device.device_id):
+                        continue
+                    if not device.has_session(user_id, device_id):
+                        await self._start(user_id, device_id, identity_key)
+                    is_prekey, blob = await device.encrypt(user_id, device_id, body)
+                    envelopes.append(
+                        {
+                            "user_id": str(user_id),
+                            "device_id": device_id,
+                            "type": "prekey" if is_prekey else "message",
+                            "ciphertext": b64encode(blob),
+                        }
+                    )
+        return envelopes
+
+    def envelope_for_me(self, envelopes: object) -> dict[str, Any] | None:
+        """The envelope addressed to this device, if any."""
+        device = self.device
+        if device is None or not isinstance(envelopes, list):
+            return None
+        for envelope in envelopes:
+            if (
+                isinstance(envelope, dict)
+                and str(envelope.get("user_id")) == str(device.user_id)
+                and envelope.get("device_id") == device.device_id
+            ):
+                return envelope
+        return None
+
+    async def open(self, author_id: int, envelope: dict[str, Any]) -> dict[str, Any]:
+        """Decrypt an envelope from ``author_id`` to a JSON object; raises
+        ``Undecryptable`` or ``ValueError`` (not an object)."""
+        device = self._need_device()
+        async with self._lock:
+            decrypted = await device.decrypt(author_id, b64decode(str(envelope["ciphertext"])))
+        payload = json.loads(decrypted.plaintext)
+        if not isinstance(payload, dict):
+            raise ValueError("payload is not an object")
+        return payload
+
     async def send(self, channel_id: int, payload: dict[str, Any]) -> int:
         """Encrypt ``payload`` to every device of the recipients and to this user's other
         devices, and post it; returns the message id."""
-        device = self._need_device()
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         nonce = secrets.token_hex(12)
         for attempt in range(2):
-            envelopes = []
-            async with self._lock:
-                for user_id in await self._recipients_of(channel_id):
-                    for device_id, identity_key in (await self.refresh_devices(user_id)).items():
-                        if (user_id, device_id) == (device.user_id, device.device_id):
-                            continue
-                        if not device.has_session(user_id, device_id):
-                            await self._start(user_id, device_id, identity_key)
-                        is_prekey, blob = await device.encrypt(user_id, device_id, body)
-                        envelopes.append(
-                            {
-                                "user_id": str(user_id),
-                                "device_id": device_id,
-                                "type": "prekey" if is_prekey else "message",
-                                "ciphertext": b64encode(blob),
-                            }
-                        )
+            envelopes = await self.seal(await self._recipients_of(channel_id), payload)
             try:
                 data = await self._http.request(
                     "POST",
