@@ -9,7 +9,7 @@ and its SFU worker are their own processes, as deployed.
 
 Baseline (``DESIGN.md``, measured here with throwaway prototypes): Mumble ~27 ms
 mouth-to-ear before its jitter buffer, its server 38% of a core for 25 talkers; aiortc's
-stock relay 108–275 ms.
+stock relay 108 to 275 ms.
 
     .venv/bin/python bench/voice.py [--quick]
 """
@@ -29,12 +29,16 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import _relay  # noqa: E402
-from nexus_client import Client  # noqa: E402
-from nexus_client.voice.audio import SAMPLE_RATE, BufferSink, GeneratorSource  # noqa: E402
-from nexus_client.voice.capture import CapturePipeline  # noqa: E402
-from nexus_client.voice.playback import PlaybackPipeline  # noqa: E402
-from nexus_client.voice.audio import NullSink  # noqa: E402
+from bench import _relay
+from nexus_client import Client
+from nexus_client.voice.audio import (
+    SAMPLE_RATE,
+    BufferSink,
+    GeneratorSource,
+    NullSink,
+)
+from nexus_client.voice.capture import CapturePipeline
+from nexus_client.voice.playback import PlaybackPipeline
 
 MUMBLE_MOUTH_TO_EAR_MS = 27.0
 CLICK_EVERY_S = 0.75
