@@ -242,6 +242,8 @@ class Client:
             and isinstance(dispatch.data, dict)
         ):
             await voice.on_dispatch(dispatch.event, dispatch.data)
+            if voice.closed and self.voice is voice:  # a moderator disconnected us
+                self.voice = None
         if dispatch.event in ("READY", "RESUMED"):
             self._outbox_wakeup.set()
         self.events.dispatch("dispatch", dispatch.event, dispatch.data)
@@ -525,13 +527,16 @@ class Client:
         spatial: bool = False,
         frame_ms: int = 20,
         allow_direct: bool = True,
+        ice_servers: list[dict[str, Any]] | None = None,
     ) -> VoiceConnection:
         """Join a voice channel, or start or answer a DM call, and connect its audio.
 
         ``source`` defaults to the microphone and ``sink`` to the speakers. Calls in DMs,
         group DMs and encrypted channels are end-to-end encrypted; a one-to-one call goes
         peer to peer unless ``allow_direct`` is off (then the relay carries it, and the
-        other person never learns this machine's address). Leaves any other call first.
+        other person never learns this machine's address). ``ice_servers`` (STUN/TURN,
+        ``{"urls": ..., "username"?, "credential"?}``) help a direct path through NATs.
+        Leaves any other call first.
         """
         from .voice.audio import MicrophoneSource, SpeakerSink
         from .voice.connection import VoiceConnection
@@ -575,6 +580,7 @@ class Client:
             mode=mode,
             spatial=spatial,
             allow_direct=allow_direct,
+            ice_servers=ice_servers,
             participants={int(s["user_id"]): s for s in self.voice_states.in_channel(channel_id)},
         )
         connection.self_mute, connection.self_deaf = self_mute, self_deaf

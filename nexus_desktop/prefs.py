@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "notification_keywords": [],
     "dm_policy": "everyone",
     "keybinds": dict(DEFAULT_KEYBINDS),
+    "voice": {},  # voice.VoiceSettings fields; missing ones take its defaults
 }
 
 

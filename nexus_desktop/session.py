@@ -23,6 +23,7 @@ from nexus_client.store import LocalStore
 from nexus_protocol.models import Channel, Guild, Member, Message, User
 
 from .qt import QObject, Signal
+from .voice import AudioFactory, VoiceController
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,20 @@ class AppSession(QObject):
     connection_changed = Signal(bool)
     error = Signal(str)
 
-    def __init__(self, data_dir: Path, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        parent: QObject | None = None,
+        *,
+        audio_factory: AudioFactory | None = None,
+    ) -> None:
+        """``audio_factory`` opens a call's microphone and speakers (default: the devices
+        chosen in settings); tests pass synthetic ones."""
         super().__init__(parent)
         self.data_dir = data_dir
         self.accounts: list[Account] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.voice = VoiceController(self, audio_factory)
 
     # Running operations ---------------------------------------------------------------
 
@@ -108,6 +118,7 @@ class AppSession(QObject):
         task.add_done_callback(finished)
 
     async def close(self) -> None:
+        await self.voice.close()
         for task in list(self._tasks):
             task.cancel()
         for account in self.accounts:
@@ -229,6 +240,7 @@ class AppSession(QObject):
             ("resumed", connected),
         ):
             client.listen(name)(handler)
+        self.voice.watch(account)
 
     # Queries (instant, from the clients' caches) -------------------------------------------
 

@@ -110,13 +110,19 @@ class VoiceConnection:
         spatial: bool = False,
         allow_direct: bool = True,
         participants: dict[int, dict[str, Any]] | None = None,
+        ice_servers: list[dict[str, Any]] | None = None,
     ) -> None:
         self.user_id = user_id
         self.channel_id = channel_id
         self.guild_id = guild_id
         self._send_op = send_op
         self.keys = keys
+        self._source = source
+        self._sink = sink
         self._direct_peer = direct_peer if allow_direct else None
+        # STUN/TURN servers ({"urls", "username"?, "credential"?}); none by default, so
+        # nothing outside the relay and the other person learns of the call.
+        self._ice_servers = ice_servers
         self.capture = CapturePipeline(
             source,
             self._on_captured,
@@ -183,6 +189,17 @@ class VoiceConnection:
 
     def set_push_to_talk(self, pressed: bool) -> None:
         self.capture.set_push_to_talk(pressed)
+
+    def set_mode(self, mode: Literal["vad", "ptt"]) -> None:
+        """Voice activity or push-to-talk, switchable during the call."""
+        if mode not in ("vad", "ptt"):
+            raise ValueError(f"mode must be 'vad' or 'ptt', not {mode!r}")
+        self.capture.mode = mode
+
+    @property
+    def closed(self) -> bool:
+        """Left, or disconnected by a moderator: a new call needs ``join_voice``."""
+        return self._closed
 
     async def set_mute(self, muted: bool) -> None:
         self.self_mute = muted
@@ -284,7 +301,7 @@ class VoiceConnection:
     async def _connect_sfu(self) -> None:
         if self._peer is not None:
             await self._peer.close()
-        peer = MediaPeer(self._on_sfu_payload)
+        peer = MediaPeer(self._on_sfu_payload, ice_servers=self._ice_servers)
         self._peer = peer
         offer = await peer.create_offer()
         while not self._answers.empty():
@@ -312,7 +329,10 @@ class VoiceConnection:
         """The lower user id offers, the other answers; both give up after a while."""
         other = self._direct_peer
         assert other is not None
-        peer = MediaPeer(lambda payload, ts, at: self._on_direct_payload(other, payload, ts, at))
+        peer = MediaPeer(
+            lambda payload, ts, at: self._on_direct_payload(other, payload, ts, at),
+            ice_servers=self._ice_servers,
+        )
         self._peer = peer
         try:
             if self.user_id < other:
@@ -505,6 +525,12 @@ class VoiceConnection:
     async def _shutdown(self) -> None:
         self.capture.stop()
         self.playback.stop()
+        # Release the microphone and the speakers (device sources and sinks hold them).
+        for device in (self._source, self._sink):
+            close = getattr(device, "close", None)
+            if callable(close):
+                with contextlib.suppress(Exception):
+                    close()
         peer, self._peer = self._peer, None
         if peer is not None:
             await peer.close()

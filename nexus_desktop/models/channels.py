@@ -4,6 +4,9 @@
 rail, the channel list, the quick switcher and the notifier must agree on what is unread
 and which channel is open. It is seeded from the relay's read states once per account
 and then kept current from ``message_created`` without another request.
+
+The channel tree also lists who is in each voice channel, as rows right below it (kind
+``PERSON_KIND``), kept current from the session's ``VoiceController``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from nexus_protocol.models import Channel, ChannelType, Message
 
 from ..qt import QAbstractItemModel, QFont, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from ..session import Account, AppSession
+from ..voice import VoicePerson
 
 Index = QModelIndex | QPersistentModelIndex
 ROOT = QModelIndex()  # the invalid parent, shared as a default argument
@@ -28,6 +32,13 @@ UnreadRole = Qt.ItemDataRole.UserRole + 3
 MentionRole = Qt.ItemDataRole.UserRole + 4
 MutedRole = Qt.ItemDataRole.UserRole + 5
 CurrentRole = Qt.ItemDataRole.UserRole + 6
+VoiceUserRole = Qt.ItemDataRole.UserRole + 7  # person rows: their user id
+VoiceMutedRole = Qt.ItemDataRole.UserRole + 8
+VoiceDeafRole = Qt.ItemDataRole.UserRole + 9
+SpeakingRole = Qt.ItemDataRole.UserRole + 10
+InVoiceRole = Qt.ItemDataRole.UserRole + 11  # voice channels: the user is connected here
+
+PERSON_KIND = -1  # KindRole of a person row under a voice channel
 
 
 def mentions_me(session: AppSession, message: Message) -> bool:
@@ -144,13 +155,27 @@ def read_states_for(session: AppSession) -> ReadStateTracker:
 
 @dataclass
 class _Node:
-    channel: Channel
+    channel: Channel  # for a person row: the voice channel they are in
     children: list[_Node] = field(default_factory=list)
+    person: VoicePerson | None = None
 
 
-def build_tree(channels: list[Channel]) -> list[_Node]:
+PeopleOf = Callable[[int], list[VoicePerson]]
+
+
+def _with_people(nodes: list[_Node], people_of: PeopleOf) -> list[_Node]:
+    rows: list[_Node] = []
+    for node in nodes:
+        rows.append(node)
+        if node.channel.type == ChannelType.GUILD_VOICE:
+            rows.extend(_Node(node.channel, person=p) for p in people_of(node.channel.id))
+    return rows
+
+
+def build_tree(channels: list[Channel], people_of: PeopleOf | None = None) -> list[_Node]:
     """Discord's order: channels outside a category first, then categories, each sorted
-    by (position, id); text-like channels above voice channels inside a group."""
+    by (position, id); text-like channels above voice channels inside a group. With
+    ``people_of``, who is in a voice channel follows it, one row each."""
 
     def order(channel: Channel) -> tuple[int, int, int]:
         voice = channel.type == ChannelType.GUILD_VOICE
@@ -166,7 +191,18 @@ def build_tree(channels: list[Channel]) -> list[_Node]:
     sorted_categories = sorted(
         categories.values(), key=lambda n: (n.channel.position, n.channel.id)
     )
+    if people_of is not None:
+        loose = _with_people(loose, people_of)
+        for category in sorted_categories:
+            category.children = _with_people(category.children, people_of)
     return loose + sorted_categories
+
+
+RowKey = tuple[int, int]  # (channel id, user id or 0): a row's identity across rebuilds
+
+
+def _key(node: _Node) -> RowKey:
+    return (node.channel.id, node.person.user_id if node.person else 0)
 
 
 class ChannelTreeModel(QAbstractItemModel):
@@ -188,6 +224,12 @@ class ChannelTreeModel(QAbstractItemModel):
         self._roots: list[_Node] = []
         session.channels_changed.connect(self._on_channels_changed)
         read_states.changed.connect(self.refresh_channel)
+        voice = session.voice
+        voice.voice_states_changed.connect(self._on_voice_states_changed)
+        voice.speaking_changed.connect(self._on_speaking_changed)
+        voice.state_changed.connect(self._on_voice_connection)
+        self._in_voice: int | None = None
+        self._speaking: frozenset[int] = frozenset()
 
     @property
     def guild_id(self) -> int | None:
@@ -196,8 +238,13 @@ class ChannelTreeModel(QAbstractItemModel):
     def set_guild(self, guild_id: int | None) -> None:
         self.beginResetModel()
         self._guild_id = guild_id
-        self._roots = build_tree(self._session.channels(guild_id)) if guild_id else []
+        self._roots = self._build()
         self.endResetModel()
+
+    def _build(self) -> list[_Node]:
+        if self._guild_id is None:
+            return []
+        return build_tree(self._session.channels(self._guild_id), self._session.voice.people_in)
 
     # Structure ----------------------------------------------------------------------------
 
@@ -235,20 +282,41 @@ class ChannelTreeModel(QAbstractItemModel):
     def columnCount(self, parent: Index = ROOT) -> int:
         return 1
 
-    def index_of(self, channel_id: int) -> QModelIndex:
+    def index_of(self, channel_id: int, user_id: int = 0) -> QModelIndex:
+        """A channel's row, or with ``user_id`` that person's row under a voice channel."""
+        wanted = (channel_id, user_id)
         for row, node in enumerate(self._roots):
-            if node.channel.id == channel_id:
+            if _key(node) == wanted:
                 return self.index(row, 0)
             for child_row, child in enumerate(node.children):
-                if child.channel.id == channel_id:
+                if _key(child) == wanted:
                     return self.index(child_row, 0, self.index(row, 0))
         return QModelIndex()
+
+    def people_rows(self) -> list[QModelIndex]:
+        """Every person row, top to bottom."""
+        rows: list[QModelIndex] = []
+        for row, node in enumerate(self._roots):
+            parent = self.index(row, 0)
+            if node.person is not None:
+                rows.append(parent)
+            rows.extend(
+                self.index(child_row, 0, parent)
+                for child_row, child in enumerate(node.children)
+                if child.person is not None
+            )
+        return rows
 
     def flags(self, index: Index) -> Qt.ItemFlag:
         node = self._node(index)
         if node is None:
             return Qt.ItemFlag.NoItemFlags
-        if node.channel.type == ChannelType.GUILD_CATEGORY:
+        # Categories, voice channels and the people in them are never "the open channel":
+        # clicking them toggles, joins or shows a menu, and the selection stays put.
+        if node.person is not None or node.channel.type in (
+            ChannelType.GUILD_CATEGORY,
+            ChannelType.GUILD_VOICE,
+        ):
             return Qt.ItemFlag.ItemIsEnabled
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
@@ -258,6 +326,8 @@ class ChannelTreeModel(QAbstractItemModel):
         node = self._node(index)
         if node is None:
             return None
+        if node.person is not None:
+            return self._person_data(node.person, role)
         channel = node.channel
         name = channel.name or "unnamed"
         muted = self._is_muted(channel.id)
@@ -274,6 +344,8 @@ class ChannelTreeModel(QAbstractItemModel):
                 parts.append(f"{mentions} mentions")
             if muted:
                 parts.append("muted")
+            if channel.id == self._in_voice:
+                parts.append("connected")
             return ", ".join(parts)
         if role == Qt.ItemDataRole.FontRole:
             font = QFont()
@@ -291,7 +363,51 @@ class ChannelTreeModel(QAbstractItemModel):
             return muted
         if role == CurrentRole:
             return channel.id == self._read_states.current_channel
+        if role == InVoiceRole:
+            return channel.id == self._in_voice
         return None
+
+    def _person_data(self, person: VoicePerson, role: int) -> Any:
+        speaking = person.user_id in self._speaking
+        if role == Qt.ItemDataRole.DisplayRole:
+            return person.name
+        if role in (Qt.ItemDataRole.AccessibleTextRole, Qt.ItemDataRole.ToolTipRole):
+            parts = [person.name]
+            if speaking:
+                parts.append("speaking")
+            if person.deafened:
+                parts.append("deafened")
+            elif person.muted:
+                parts.append("muted")
+            return ", ".join(parts)
+        if role == KindRole:
+            return PERSON_KIND
+        if role == VoiceUserRole:
+            return person.user_id
+        if role == VoiceMutedRole:
+            return person.muted
+        if role == VoiceDeafRole:
+            return person.deafened
+        if role == SpeakingRole:
+            return speaking
+        return None
+
+    def _on_voice_states_changed(self) -> None:
+        self._on_channels_changed(self._guild_id)
+
+    def _on_speaking_changed(self, speaking: object) -> None:
+        before = self._speaking
+        self._speaking = frozenset(speaking) if isinstance(speaking, frozenset) else frozenset()
+        changed = before ^ self._speaking
+        for index in self.people_rows():
+            if index.data(VoiceUserRole) in changed:
+                self.dataChanged.emit(index, index)
+
+    def _on_voice_connection(self) -> None:
+        before, self._in_voice = self._in_voice, self._session.voice.channel_id
+        for channel_id in {before, self._in_voice} - {None}:
+            assert channel_id is not None
+            self.refresh_channel(channel_id)
 
     def refresh_channel(self, channel_id: int) -> None:
         """Repaint one row (unread, mentions, mute changed)."""
@@ -311,16 +427,17 @@ class ChannelTreeModel(QAbstractItemModel):
     def _on_channels_changed(self, guild_id: object) -> None:
         if guild_id != self._guild_id or self._guild_id is None:
             return
-        new_roots = build_tree(self._session.channels(self._guild_id))
+        new_roots = self._build()
         # A layout change with remapped persistent indexes keeps the view's selection,
         # current item and expanded categories, which a reset would throw away.
         self.layoutAboutToBeChanged.emit()
-        old = [(index, self.data(index, ChannelIdRole)) for index in self.persistentIndexList()]
+        old = []
+        for index in self.persistentIndexList():
+            node = self._node(index)
+            old.append((index, _key(node) if node is not None else None))
         self._roots = new_roots
-        for index, channel_id in old:
-            self.changePersistentIndex(
-                index, self.index_of(channel_id) if channel_id else QModelIndex()
-            )
+        for index, key in old:
+            self.changePersistentIndex(index, self.index_of(*key) if key else QModelIndex())
         self.layoutChanged.emit()
 
 

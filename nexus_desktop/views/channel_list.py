@@ -1,17 +1,25 @@
 """The channel list of one community: collapsible categories, channels with their
-glyph, unread in bold, mention badges, muted dimmed, and per-channel notification menu."""
+glyph, unread in bold, mention badges, muted dimmed, and per-channel notification menu.
+Voice channels join on click and list the people in them, with mute and deafen icons, a
+ring while they speak, and a volume slider on right-click."""
 
 from __future__ import annotations
 
 from nexus_protocol.models import ChannelType
 
 from ..models.channels import (
+    PERSON_KIND,
     ChannelIdRole,
     ChannelTreeModel,
+    InVoiceRole,
     KindRole,
     MentionRole,
     MutedRole,
+    SpeakingRole,
     UnreadRole,
+    VoiceDeafRole,
+    VoiceMutedRole,
+    VoiceUserRole,
     load_collapsed,
     read_states_for,
     save_collapsed,
@@ -23,6 +31,7 @@ from ..qt import (
     QEvent,
     QFont,
     QFontMetrics,
+    QItemSelectionModel,
     QKeyEvent,
     QLabel,
     QMenu,
@@ -30,6 +39,7 @@ from ..qt import (
     QObject,
     QPainter,
     QPalette,
+    QPen,
     QPersistentModelIndex,
     QPoint,
     QRect,
@@ -44,6 +54,7 @@ from ..qt import (
     Signal,
 )
 from ..session import AppSession
+from .voice_panel import GREEN, VolumePopup, paint_voice_icon
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -90,6 +101,9 @@ class ChannelDelegate(QStyledItemDelegate):
         rect: QRect = option.rect
         palette: QPalette = option.palette
         state = option.state
+        if kind == PERSON_KIND:
+            self._paint_person(painter, option, index)
+            return
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         if kind == ChannelType.GUILD_CATEGORY:
@@ -134,8 +148,14 @@ class ChannelDelegate(QStyledItemDelegate):
         if muted:
             color.setAlpha(110)
 
+        in_voice = bool(index.data(InVoiceRole))
+        if in_voice:
+            color = palette.color(QPalette.ColorRole.Text)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(GREEN)
+            painter.drawRoundedRect(QRect(box.left(), box.top() + 6, 3, box.height() - 12), 1, 1)
         font = QFont(option.font)
-        font.setBold(unread)
+        font.setBold(unread or in_voice)
         painter.setFont(font)
         painter.setPen(color)
         glyph_rect = QRect(box.left() + 6, box.top(), 20, box.height())
@@ -163,6 +183,67 @@ class ChannelDelegate(QStyledItemDelegate):
             name_rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name
         )
         painter.restore()
+
+    def _paint_person(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        """Indented under its channel: avatar (ringed green while speaking), name, then
+        mute and deafen icons on the right."""
+        rect: QRect = option.rect
+        palette: QPalette = option.palette
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        box = rect.adjusted(PERSON_INDENT, 1, -4, -1)
+        if option.state & (QStyle.StateFlag.State_MouseOver | QStyle.StateFlag.State_HasFocus):
+            highlight = palette.color(QPalette.ColorRole.Highlight)
+            highlight.setAlpha(60)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(highlight)
+            painter.drawRoundedRect(box, 4, 4)
+        name = str(index.data())
+        speaking = bool(index.data(SpeakingRole))
+        avatar = QRect(box.left() + 4, box.center().y() - AVATAR // 2, AVATAR, AVATAR)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(palette.color(QPalette.ColorRole.Highlight))
+        painter.drawEllipse(avatar)
+        if speaking:
+            ring = QPen(GREEN)
+            ring.setWidth(2)
+            painter.setPen(ring)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawEllipse(avatar.adjusted(-2, -2, 2, 2))
+        small = QFont(option.font)
+        small.setPointSizeF(small.pointSizeF() * 0.8)
+        painter.setFont(small)
+        painter.setPen(palette.color(QPalette.ColorRole.HighlightedText))
+        painter.drawText(avatar, Qt.AlignmentFlag.AlignCenter, name[:1].upper())
+
+        icons: list[tuple[str, bool]] = []
+        if index.data(VoiceMutedRole) or index.data(VoiceDeafRole):
+            icons.append(("mic", True))
+        if index.data(VoiceDeafRole):
+            icons.append(("headphones", True))
+        right = box.right() - 4
+        muted_color = palette.color(QPalette.ColorRole.PlaceholderText)
+        for kind, slashed in reversed(icons):
+            icon_rect = QRect(right - 16, box.center().y() - 8, 16, 16)
+            paint_voice_icon(painter, icon_rect, kind, muted_color, slashed=slashed)
+            right -= 20
+        painter.setFont(option.font)
+        color = palette.color(QPalette.ColorRole.Text)
+        if not speaking:
+            color = palette.color(QPalette.ColorRole.PlaceholderText)
+        painter.setPen(color)
+        name_rect = QRect(avatar.right() + 8, box.top(), right - avatar.right() - 10, box.height())
+        shown = painter.fontMetrics().elidedText(
+            name, Qt.TextElideMode.ElideRight, name_rect.width()
+        )
+        painter.drawText(
+            name_rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, shown
+        )
+        painter.restore()
+
+
+PERSON_INDENT = 28  # people sit under their channel's name, past its glyph
+AVATAR = 20
 
 
 class ChannelList(QWidget):
@@ -270,10 +351,24 @@ class ChannelList(QWidget):
         self.channel_selected.emit(int(channel_id))
 
     def _on_clicked(self, index: QModelIndex) -> None:
-        if index.data(KindRole) == ChannelType.GUILD_CATEGORY:
+        kind = index.data(KindRole)
+        if kind == ChannelType.GUILD_CATEGORY:
             self.tree.setExpanded(index, not self.tree.isExpanded(index))
+        elif kind == ChannelType.GUILD_VOICE:
+            # A voice channel has no messages: joining it leaves the open channel open.
+            self._session.voice.join(int(index.data(ChannelIdRole)))
+            self._keep_open_channel_selected()
+        elif kind == PERSON_KIND:
+            self._keep_open_channel_selected()
         else:
             self._open(index)
+
+    def _keep_open_channel_selected(self) -> None:
+        open_channel = self._read_states.current_channel
+        index = self.model.index_of(open_channel) if open_channel is not None else QModelIndex()
+        selection = self.tree.selectionModel()
+        if index.isValid() and not selection.isSelected(index):
+            selection.select(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
 
     def _on_activated(self, index: QModelIndex) -> None:
         # Enter on a category toggles it, on a channel opens it.
@@ -290,6 +385,13 @@ class ChannelList(QWidget):
                 index = self.tree.currentIndex()
                 if index.isValid():
                     self._on_clicked(index)
+                return True
+            menu_key = event.key() == Qt.Key.Key_Menu or (
+                event.key() == Qt.Key.Key_F10
+                and event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+            )
+            if menu_key and self.tree.currentIndex().isValid():
+                self._show_menu(self.tree.visualRect(self.tree.currentIndex()).center())
                 return True
         return super().eventFilter(watched, event)
 
@@ -360,8 +462,25 @@ class ChannelList(QWidget):
                 )
         return menu
 
+    def volume_popup(self, index: QModelIndex) -> VolumePopup | None:
+        """The volume slider of the person at ``index`` (built fresh, not yet shown)."""
+        user_id = index.data(VoiceUserRole) if index.isValid() else None
+        me = self._session.me(int(self.model.guild_id or 0))
+        if user_id is None or (me is not None and me.id == user_id):
+            return None  # your own voice has no volume here: that is the input level
+        popup = VolumePopup(self._session.voice, int(user_id), str(index.data()), self)
+        popup.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        return popup
+
     def _show_menu(self, point: QPoint) -> None:
         index = self.tree.indexAt(point)
+        if index.isValid() and index.data(KindRole) == PERSON_KIND:
+            popup = self.volume_popup(index)
+            if popup is not None:
+                popup.move(self.tree.viewport().mapToGlobal(point))
+                popup.show()
+                popup.setFocus()
+            return
         channel_id = index.data(ChannelIdRole) if index.isValid() else None
         if channel_id is None or index.data(KindRole) == ChannelType.GUILD_CATEGORY:
             return

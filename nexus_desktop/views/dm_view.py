@@ -48,6 +48,7 @@ class DMView(QWidget):
     asks to compare safety numbers (the view opens the dialog itself by default)."""
 
     verify_requested = Signal(object)  # user_id
+    call_requested = Signal(object)  # channel id: start (or join) its voice call
 
     def __init__(self, session: AppSession, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -75,6 +76,12 @@ class DMView(QWidget):
         self.verify_button.setToolTip("Compare safety numbers")
         self.verify_button.clicked.connect(self.open_verify_dialog)
         header.addWidget(self.verify_button)
+        self.call_button = QPushButton("Call")
+        self.call_button.setObjectName("DMCallButton")
+        self.call_button.setToolTip("Start a voice call (end-to-end encrypted)")
+        self.call_button.setAccessibleName("Start voice call")
+        self.call_button.clicked.connect(self._request_call)
+        header.addWidget(self.call_button)
         layout.addLayout(header)
 
         self.banner = QLabel(f"🔒 {BANNER}")
@@ -278,6 +285,7 @@ class DMView(QWidget):
         self.title.setToolTip("Verified" if verified else "Not verified")
         self.verify_button.setText("Verified ✓" if verified else "Verify…")
         self.verify_button.setEnabled(has_channel)
+        self.call_button.setEnabled(has_channel)
         blocked = self.blocked()
         self.key_bar.setVisible(blocked)
         if blocked:
@@ -294,6 +302,10 @@ class DMView(QWidget):
         can_send = has_channel and not blocked and not self._sending
         self.editor.setEnabled(has_channel and not blocked)
         self.send_button.setEnabled(can_send)
+
+    def _request_call(self) -> None:
+        if self.channel_id is not None:
+            self.call_requested.emit(self.channel_id)
 
     def acknowledge(self) -> None:
         if self.channel_id is not None:

@@ -37,6 +37,7 @@ from .member_list import MemberList
 from .message_view import MessageView
 from .server_rail import ServerRail
 from .user_panel import UserPanel
+from .voice_panel import PushToTalkKeys, VoicePanel
 
 if TYPE_CHECKING:
     from .join_dialog import HostDialog
@@ -70,6 +71,7 @@ class MainWindow(QMainWindow):
         self.rail = ServerRail(session, self)
         self.channel_list = ChannelList(session, self)
         self.user_panel = UserPanel(session, self)
+        self.voice_panel = VoicePanel(session, self)
         self.message_view = MessageView(session, self)
         self.composer = Composer(session, self)
         self.member_list = MemberList(session, self)
@@ -140,6 +142,7 @@ class MainWindow(QMainWindow):
         left.setContentsMargins(0, 0, 0, 0)
         left.setSpacing(0)
         left.addWidget(self.left_stack, 1)
+        left.addWidget(self.voice_panel)
         left.addWidget(self.user_panel)
         left_column = QWidget(self)
         left_column.setLayout(left)
@@ -212,6 +215,9 @@ class MainWindow(QMainWindow):
         session.channels_changed.connect(self._refresh_header)
         session.guilds_changed.connect(self._open_first_guild)
         session.guilds_changed.connect(self._select_pending)
+        session.voice.incoming_call.connect(self.show_incoming_call)
+        session.voice.consent_requested.connect(self.ask_recording_consent)
+        self.dm_view.call_requested.connect(session.voice.join)
 
     def _shortcuts(self) -> None:
         keybinds = Prefs(self.session.data_dir).keybinds()
@@ -219,6 +225,7 @@ class MainWindow(QMainWindow):
         switcher.activated.connect(self.open_quick_switcher)
         settings = QShortcut(QKeySequence("Ctrl+,"), self)
         settings.activated.connect(self.open_settings)
+        self.push_to_talk = PushToTalkKeys(self.session, self)
 
     # Navigation ---------------------------------------------------------------------------
 
@@ -315,7 +322,27 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> None:
         from .settings_dialog import SettingsDialog
 
-        SettingsDialog(self.session, self).open()
+        dialog = SettingsDialog(self.session, self)
+        dialog.finished.connect(lambda _result: self.push_to_talk.reload())
+        dialog.open()
+
+    def show_incoming_call(self, call: object) -> None:
+        from ..voice import IncomingCall
+        from .call_dialogs import RingDialog
+
+        if isinstance(call, IncomingCall):
+            dialog = RingDialog(self.session.voice, call, self)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.open()
+
+    def ask_recording_consent(self, request: object) -> None:
+        from ..voice import ConsentRequest
+        from .call_dialogs import ConsentDialog
+
+        if isinstance(request, ConsentRequest):
+            dialog = ConsentDialog(self.session.voice, request, self)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.open()
 
     def open_community_settings(self) -> None:
         from .community_settings import CommunitySettingsDialog

@@ -1,5 +1,5 @@
 """User settings: pages in a list on the left — My account, Profile, Appearance,
-Notifications, Privacy, Keybinds."""
+Voice & Audio, Notifications, Privacy, Keybinds."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ..qt import (
     QDialog,
     QFormLayout,
     QHBoxLayout,
+    QKeySequence,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -27,6 +28,7 @@ from ..themes import ThemeError, apply_theme, available_themes
 from .account_settings import AccountPage, ProfilePage
 from .form_status import FormStatus
 from .keybinds_page import KeybindsPage
+from .voice_settings_page import VoiceSettingsPage
 
 LEVEL_LABELS = {"all": "All messages", "mentions": "Only @mentions", "nothing": "Nothing"}
 
@@ -126,13 +128,18 @@ class SettingsDialog(QDialog):
         self.account_page = AccountPage(session)
         self.profile_page = ProfilePage(session)
         self.appearance_page = AppearancePage(self.prefs)
+        self.voice_page = VoiceSettingsPage(session.voice, self.prefs)
         self.notifications_page = self._notifications_page()
         self.privacy_page = self._privacy_page()
         self.keybinds_page = KeybindsPage(self.prefs)
+        # Both pages edit the push-to-talk key: each shows what the other saved.
+        self.voice_page.key_changed.connect(self._show_ptt_key_on_keybinds)
+        self.keybinds_page.changed.connect(self._show_ptt_key_on_voice_page)
         for title, page in (
             ("My account", self.account_page),
             ("Profile", self.profile_page),
             ("Appearance", self.appearance_page),
+            ("Voice & Audio", self.voice_page),
             ("Notifications", self.notifications_page),
             ("Privacy", self.privacy_page),
             ("Keybinds", self.keybinds_page),
@@ -151,6 +158,13 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.nav)
         layout.addLayout(right, 1)
         self.nav.setCurrentRow(0)
+
+    def _show_ptt_key_on_voice_page(self) -> None:
+        self.voice_page.show_key(self.prefs.keybinds()["push_to_talk"])
+
+    def _show_ptt_key_on_keybinds(self) -> None:
+        editor = self.keybinds_page.editors["push_to_talk"]
+        editor.setKeySequence(QKeySequence(self.prefs.keybinds()["push_to_talk"]))
 
     def show_page(self, title: str) -> None:
         for row in range(self.nav.count()):
