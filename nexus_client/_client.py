@@ -16,13 +16,16 @@ from nexus_protocol.models import Channel, Guild, Invite, Member, Message, Role,
 from nexus_protocol.session import Dispatch
 
 from ._cache import ClientCache
-from ._dm import DirectMessages
+from ._dm import Device, DirectMessages
+from ._dm_channels import DMChannel, DMChannels
+from ._e2ee_history import EncryptedHistory
 from ._events import EventDispatcher, Handler
 from ._exceptions import BadRequest, ConnectionLost, Forbidden, NexusError, NotFound
 from ._gateway import GatewayLink
 from ._groups import GroupMessages
 from ._http import HTTPClient
 from ._voice_states import VoiceStateTracker
+from .e2ee import DecryptedMessage
 from .outbox import Outbox, PendingMessage, PermanentFailure
 from .store import LocalStore
 
@@ -86,6 +89,12 @@ class Client:
         self.groups = (
             GroupMessages(self.http, store, self.events, self.dms)
             if store is not None and self.dms is not None
+            else None
+        )
+        self.private_channels = DMChannels()
+        self._history = (
+            EncryptedHistory(self.http, self.dms, self.groups)
+            if self.dms is not None and self.groups is not None
             else None
         )
 
@@ -213,6 +222,7 @@ class Client:
             log.warning("ignored a malformed %s dispatch", dispatch.event)
             return
         self._persist(dispatch.event)
+        self.private_channels.apply(dispatch.event, dispatch.data)
         if (
             dispatch.event == "MESSAGE_CREATE"
             and self.groups is not None
@@ -278,6 +288,34 @@ class Client:
         """The DM channel with ``user_id`` (created on first use); returns its id."""
         return await self._need_dms().open_dm(user_id)
 
+    def dm_channels(self) -> list[DMChannel]:
+        """Your DMs and group DMs with their recipients, most recently active first (from
+        the gateway: needs ``start()``; no store needed)."""
+        return self.private_channels.all()
+
+    async def dm_history(
+        self, channel_id: int, limit: int = 50, before: int | None = None
+    ) -> list[DecryptedMessage]:
+        """History of a DM or group DM, newest first (like ``fetch_messages``): each a
+        ``DMMessage`` / ``GroupMessage``, or an ``UndecryptableMessage`` with its reason.
+        What this device decrypted or sent before comes from the store; the rest is
+        decrypted once and kept there. Offline, the store alone answers."""
+        if self._history is None:
+            raise NexusError("end-to-end encryption needs a local store")
+        return await self._history.fetch(channel_id, limit=limit, before=before)
+
+    async def fetch_devices(self, user_id: int | None = None) -> list[Device]:
+        """A user's devices (default: yours), as the relay lists them."""
+        if user_id is None:
+            user_id = (self.cache.user or await self.fetch_me()).id
+        return await self._need_dms().list_devices(user_id)
+
+    async def remove_device(self, device_id: str) -> None:
+        """Remove one of your devices from the relay: nobody can encrypt to it any more,
+        and other clients forget it when they next list your devices. Removing this
+        device itself also deletes its keys here; ``e2ee_setup()`` then makes a new one."""
+        await self._need_dms().remove_device(device_id)
+
     async def send_dm(self, channel_id: int, text: str) -> int:
         """Encrypt ``text`` to every device in the DM (and this user's other devices)."""
         return await self._need_dms().send(channel_id, {"kind": "text", "text": text})
@@ -313,7 +351,8 @@ class Client:
 
     async def send_group(self, channel_id: int, text: str) -> int:
         """Encrypt ``text`` once (Megolm) for a group DM or an encrypted channel; the
-        session key goes to the devices that need it. Returns the message id."""
+        session key goes to the devices that need it. Returns the message id (the
+        plaintext is kept in the store, so ``dm_history`` shows it)."""
         data = await self._need_groups().send(channel_id, {"kind": "text", "text": text})
         return int(data["id"])
 
@@ -584,6 +623,8 @@ class Client:
             participants={int(s["user_id"]): s for s in self.voice_states.in_channel(channel_id)},
         )
         connection.self_mute, connection.self_deaf = self_mute, self_deaf
+        connection.session_id = self._gateway.session_id if self._gateway else None
+        connection.participants_of = self.voice_states.in_channel
         self.voice = connection
         try:
             await connection.start()

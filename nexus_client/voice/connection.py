@@ -113,6 +113,11 @@ class VoiceConnection:
         ice_servers: list[dict[str, Any]] | None = None,
     ) -> None:
         self.user_id = user_id
+        # This device's gateway session: a voice state of ours with another one means the
+        # call moved to another device.
+        self.session_id: str | None = None
+        # Who is in a channel, as the client last heard (set by Client.join_voice).
+        self.participants_of: Callable[[int], list[dict[str, Any]]] = lambda channel_id: []
         self.channel_id = channel_id
         self.guild_id = guild_id
         self._send_op = send_op
@@ -442,7 +447,10 @@ class VoiceConnection:
     async def on_dispatch(self, name: str, data: dict[str, Any]) -> None:
         if data.get("channel_id") not in (str(self.channel_id), None):
             if name == "VOICE_STATE_UPDATE":
-                self._participant_gone_elsewhere(data)
+                if str(data.get("user_id")) == str(self.user_id):
+                    self._moved(data)
+                else:
+                    self._participant_gone_elsewhere(data)
             return
         if name == "VOICE_STATE_UPDATE":
             await self._on_voice_state(data)
@@ -472,6 +480,22 @@ class VoiceConnection:
         elif name == "VOICE_RECORDING_UPDATE":
             self._on_recording(data)
 
+    def _moved(self, data: dict[str, Any]) -> None:
+        """A moderator moved us: the next VOICE_SERVER_UPDATE connects us there."""
+        if self.session_id is not None and data.get("session_id") != self.session_id:
+            return
+        self.channel_id = int(data["channel_id"])
+        for user_id in list(self.participants):
+            self.playback.remove_speaker(user_id)
+            self._timestamps.forget(user_id)
+            if self.keys is not None:
+                self.keys.forget(user_id)
+        self.participants = {
+            int(state["user_id"]): state
+            for state in self.participants_of(self.channel_id)
+            if int(state["user_id"]) != self.user_id
+        }
+
     def _participant_gone_elsewhere(self, data: dict[str, Any]) -> None:
         user_id = int(data.get("user_id") or 0)
         if user_id in self.participants:  # they moved to another channel
@@ -481,7 +505,10 @@ class VoiceConnection:
         user_id = int(data["user_id"])
         left = data.get("channel_id") is None
         if user_id == self.user_id:
-            if left and not self._closed:  # a moderator disconnected us
+            elsewhere = self.session_id is not None and data.get("session_id") != self.session_id
+            if (left or elsewhere) and not self._closed:
+                # A moderator disconnected us, or this account took the call on another
+                # device.
                 self._closed = True
                 await self._shutdown()
             return

@@ -209,16 +209,23 @@ class VoiceService:
         if guild_id is not None and body.guild_id is not None and int(body.guild_id) != guild_id:
             raise VoiceRefused(VoiceErrorCode.UNKNOWN_CHANNEL, "The channel is not in that guild.")
         if current is not None and current.channel_id == channel_id:
-            changed = (current.self_mute, current.self_deaf, current.session_id) != (
+            # The same user from another device takes the call over: that session gets
+            # its own token, and its media replaces the old one's at the SFU.
+            taken_over = current.session_id != session_id
+            changed = taken_over or (current.self_mute, current.self_deaf) != (
                 body.self_mute,
                 body.self_deaf,
-                session_id,
             )
             current.self_mute, current.self_deaf = body.self_mute, body.self_deaf
             current.session_id = session_id
+            if taken_over:
+                current.token = secrets.token_urlsafe(24)
+                await self._drop_media(current)  # the old device's, not to be reported gone
             if changed:
                 await self._push_flags(current)
                 await self._publish_state(current)
+            if taken_over:
+                self._send_server_update(current)
             return
         if guild_id is not None:
             await self._check_room(channel_id, granted)
@@ -402,6 +409,13 @@ class VoiceService:
             await self._publish_recording(state.channel_id, body)
         if state.guild_id is None:
             await self._call_left(state)
+
+    async def _drop_media(self, state: VoiceState) -> None:
+        supervisor = self._supervisor
+        if supervisor is not None and state.media_connected:
+            state.media_connected = False
+            with contextlib.suppress(Exception):
+                await supervisor.leave(str(state.channel_id), state.user_id)
 
     def on_session_forgotten(self, entry: SessionEntry) -> None:
         """The gateway session is gone for good: so is its voice state."""

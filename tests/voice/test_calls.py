@@ -424,3 +424,57 @@ async def test_recording_writes_only_those_who_consented(
         assert band_energy(mix, 440) > 1e-4 and band_energy(mix, 660) > 1e-4
     finally:
         await close_all(clients)
+
+
+async def test_a_moved_member_hears_the_new_channel(voice_relay: RunningRelay) -> None:
+    clients, guild_id, lounge = await community(voice_relay, ["nia_v", "oto_v"])
+    nia, oto = clients
+    try:
+        games = (await nia.create_channel(guild_id, "Games", type=2)).id
+        nia_call = await nia.join_voice(
+            games, source=tone(440), sink=BufferSink(), noise_suppression=False
+        )
+        heard = BufferSink()
+        oto_call = await oto.join_voice(lounge, source=quiet(), sink=heard, noise_suppression=False)
+        await nia_call.wait_connected()
+        await oto_call.wait_connected()
+        assert oto_call.stats.received == 0  # different channels
+
+        assert oto.user is not None
+        await nia.http.request(
+            "PATCH", f"/guilds/{guild_id}/members/{oto.user.id}", json={"channel_id": str(games)}
+        )
+        await eventually(lambda: oto_call.channel_id == games)
+        await eventually(lambda: oto_call.stats.received > 25)
+        assert not oto_call.closed
+        assert nia.user is not None and nia.user.id in oto_call.participants
+    finally:
+        await close_all(clients)
+
+
+async def test_joining_from_another_device_takes_the_call_over(voice_relay: RunningRelay) -> None:
+    clients, _, channel_id = await community(voice_relay, ["pam_v", "quin_v"])
+    pam, quin = clients
+    second = Client(voice_relay.settings.base_url)
+    try:
+        await pam.join_voice(
+            channel_id, source=tone(440), sink=BufferSink(), noise_suppression=False
+        )
+        first = await quin.join_voice(
+            channel_id, source=quiet(), sink=BufferSink(), noise_suppression=False
+        )
+        await first.wait_connected()
+        await eventually(lambda: first.stats.received > 10)
+
+        await second.login("quin_v", "correct horse battery")
+        await second.start()
+        await second.wait_until_online()
+        taken = await second.join_voice(
+            channel_id, source=quiet(), sink=BufferSink(), noise_suppression=False
+        )
+        await taken.wait_connected()
+        await eventually(lambda: first.closed)
+        await eventually(lambda: taken.stats.received > 25)
+        assert len(pam.voice_states.in_channel(channel_id)) == 2
+    finally:
+        await close_all([*clients, second])
