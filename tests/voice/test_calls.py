@@ -182,7 +182,7 @@ async def test_mute_deafen_and_leaving(voice_relay: RunningRelay) -> None:
 
         await dan_call.leave()
         await eventually(lambda: len(eve.voice_states.in_channel(channel_id)) == 1)
-        assert dan.voice is not None  # the SDK keeps the object; it is closed
+        assert dan_call.closed and dan.voice is None
     finally:
         await close_all(clients)
 
