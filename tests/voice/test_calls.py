@@ -75,14 +75,19 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 15.0) -> No
         await asyncio.sleep(0.05)
 
 
-async def community(relay: RunningRelay, names: list[str]) -> tuple[list[Client], int, int]:
-    """Clients in one community with a voice channel: (clients, guild id, channel id)."""
+async def acquainted(
+    relay: RunningRelay, names: list[str], make_store: Any = None
+) -> tuple[list[Client], int]:
+    """Online clients sharing one community (with E2EE devices when given stores):
+    (clients, the community's id)."""
     clients = []
     for name in names:
-        client = Client(relay.settings.base_url)
+        client = Client(relay.settings.base_url, store=make_store(name) if make_store else None)
         await client.register(name, "correct horse battery")
         await client.start()
         await client.wait_until_online()
+        if make_store:
+            await client.e2ee_setup()
         clients.append(client)
     owner = clients[0]
     guild = await owner.create_guild("voice")
@@ -90,8 +95,14 @@ async def community(relay: RunningRelay, names: list[str]) -> tuple[list[Client]
     invite = await owner.create_invite(text.id)
     for client in clients[1:]:
         await client.join(invite.code)
-    voice = await owner.create_channel(guild.id, "Lounge", type=2)
-    return clients, guild.id, voice.id
+    return clients, guild.id
+
+
+async def community(relay: RunningRelay, names: list[str]) -> tuple[list[Client], int, int]:
+    """Clients in one community with a voice channel: (clients, guild id, channel id)."""
+    clients, guild_id = await acquainted(relay, names)
+    voice = await clients[0].create_channel(guild_id, "Lounge", type=2)
+    return clients, guild_id, voice.id
 
 
 async def close_all(clients: list[Client]) -> None:
@@ -188,22 +199,9 @@ async def test_mute_deafen_and_leaving(voice_relay: RunningRelay) -> None:
 
 
 async def _dm_pair(relay: RunningRelay, make_store: Any) -> tuple[Client, Client, int]:
-    clients = []
-    for name in ("fay_v", "gus_v"):
-        client = Client(relay.settings.base_url, store=make_store(name))
-        await client.register(name, "correct horse battery")
-        await client.start()
-        await client.wait_until_online()
-        await client.e2ee_setup()
-        clients.append(client)
-    fay, gus = clients
-    guild = await fay.create_guild("pair")
-    text = (await fay.fetch_channels(guild.id))[0]
-    invite = await fay.create_invite(text.id)
-    await gus.join(invite.code)
+    (fay, gus), _ = await acquainted(relay, ["fay_v", "gus_v"], make_store)
     assert gus.user is not None
-    dm = await fay.open_dm(gus.user.id)
-    return fay, gus, dm
+    return fay, gus, await fay.open_dm(gus.user.id)
 
 
 async def _call(
@@ -269,21 +267,8 @@ async def test_a_dm_call_with_no_direct_path_falls_back_to_the_relay(
 async def _group(
     relay: RunningRelay, make_store: Any, names: list[str]
 ) -> tuple[list[Client], int]:
-    clients = []
-    for name in names:
-        client = Client(relay.settings.base_url, store=make_store(name))
-        await client.register(name, "correct horse battery")
-        await client.start()
-        await client.wait_until_online()
-        await client.e2ee_setup()
-        clients.append(client)
-    owner = clients[0]
-    guild = await owner.create_guild("group")
-    text = (await owner.fetch_channels(guild.id))[0]
-    invite = await owner.create_invite(text.id)
-    for client in clients[1:]:
-        await client.join(invite.code)
-    group = await owner.create_group_dm([c.user.id for c in clients[1:] if c.user is not None])
+    clients, _ = await acquainted(relay, names, make_store)
+    group = await clients[0].create_group_dm([c.user.id for c in clients[1:] if c.user])
     return clients, group
 
 
