@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,33 +16,36 @@ from nexus_protocol.e2ee import b64decode, b64encode
 from ._events import EventDispatcher
 from ._exceptions import InvalidInput
 from ._http import HTTPClient
-from .e2ee import E2EEDevice, E2EEError, PeerBundle, Undecryptable, safety_number
+from .e2ee import (
+    Decrypted,
+    DecryptedMessage,
+    DMMessage,
+    E2EEDevice,
+    E2EEError,
+    PeerBundle,
+    PlaintextArchive,
+    Undecryptable,
+    UndecryptableMessage,
+    parse_payload,
+    safety_number,
+)
 from .store import LocalStore
 
+__all__ = ["DMMessage", "Device", "DirectMessages", "UndecryptableMessage"]
+
 REPLENISH_BELOW = 25
+SIGNED_PREKEY_MAX_AGE = 7 * 24 * 3600  # seconds; the previous key answers one more week
+_PUBLISHED_SIGNED_PREKEY = "e2ee.published_signed_prekey"
 
 
 @dataclass(frozen=True, slots=True)
-class DMMessage:
-    """A decrypted DM. ``kind`` is "text", "edit", "delete" or "reaction"; ``payload`` is
-    the whole decrypted object (``target`` names the message an edit applies to)."""
+class Device:
+    """A device as the relay lists it."""
 
-    channel_id: int
-    message_id: int
-    author_id: int
-    sender_device: str
-    kind: str
-    text: str
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class UndecryptableMessage:
-    channel_id: int
-    message_id: int
-    author_id: int
-    reason: str
-    detail: str
+    user_id: int
+    device_id: str
+    name: str
+    identity_key: bytes
 
 
 class DirectMessages:
@@ -52,6 +55,7 @@ class DirectMessages:
         self._events = events
         self._lock = asyncio.Lock()
         self._recipients: dict[int, tuple[int, ...]] = {}
+        self.archive = PlaintextArchive(store)
         self.device: E2EEDevice | None = None
 
     async def setup(self, user_id: int, device_name: str = "") -> E2EEDevice:
@@ -73,6 +77,7 @@ class DirectMessages:
                 }
             )
             self._store.e2ee.mark_published()
+            self._store.set_meta(_PUBLISHED_SIGNED_PREKEY, b64encode(spk))
         await self.replenish()
         return device
 
@@ -83,19 +88,25 @@ class DirectMessages:
         )
         return int(data["one_time_prekey_count"])
 
-    async def replenish(self) -> int:
-        """Top up one-time prekeys on the relay when fewer than 25 remain."""
+    async def replenish(self, *, signed_prekey_max_age: float = SIGNED_PREKEY_MAX_AGE) -> int:
+        """Rotate the signed prekey once it is ``signed_prekey_max_age`` seconds old, and
+        top up one-time prekeys on the relay when fewer than 25 remain. A rotated key
+        that did not reach the relay (a crash, a dropped link) is uploaded next time."""
         device = self._need_device()
+        device.rotate_signed_prekey(signed_prekey_max_age)
+        spk, sig = device.identity.signed_prekey
+        body: dict[str, Any] = {"identity_key": b64encode(device.identity_key)}
+        if self._store.get_meta(_PUBLISHED_SIGNED_PREKEY) != b64encode(spk):
+            body["signed_prekey"] = b64encode(spk)
+            body["signed_prekey_signature"] = b64encode(sig)
         data = await self._http.request("GET", f"/users/@me/devices/{device.device_id}/keys/count")
         count = int(data["one_time_prekey_count"])
         fresh = device.replenish(count, low=REPLENISH_BELOW)
         if fresh:
-            count = await self._upload(
-                {
-                    "identity_key": b64encode(device.identity_key),
-                    "one_time_prekeys": [b64encode(k) for k in fresh],
-                }
-            )
+            body["one_time_prekeys"] = [b64encode(k) for k in fresh]
+        if len(body) > 1:
+            count = await self._upload(body)
+            self._store.set_meta(_PUBLISHED_SIGNED_PREKEY, b64encode(spk))
         return count
 
     @property
@@ -126,15 +137,74 @@ class DirectMessages:
         await self.refresh_devices(user_id)
         return channel_id
 
-    async def refresh_devices(self, user_id: int) -> dict[str, bytes]:
-        """The user's devices as the relay lists them; their keys are remembered (and a
-        changed key is reported as ``identity_changed``)."""
+    async def list_devices(self, user_id: int) -> list[Device]:
+        """The user's devices as the relay lists them (nothing is remembered)."""
         data = await self._http.request("GET", f"/users/{user_id}/devices")
-        found = {str(d["device_id"]): b64decode(str(d["identity_key"])) for d in data}
-        for device_id, key in found.items():
-            if self._store.e2ee.save_peer_key(user_id, device_id, key):
-                self._events.dispatch("identity_changed", user_id, device_id)
+        return [
+            Device(
+                user_id=int(d["user_id"]),
+                device_id=str(d["device_id"]),
+                name=str(d.get("name", "")),
+                identity_key=b64decode(str(d["identity_key"])),
+            )
+            for d in data
+        ]
+
+    async def refresh_devices(self, user_id: int) -> dict[str, bytes]:
+        """The user's devices as the relay lists them; their keys are remembered (see
+        ``note_devices``)."""
+        found = {d.device_id: d.identity_key for d in await self.list_devices(user_id)}
+        self.note_devices(user_id, found)
         return found
+
+    def note_devices(self, user_id: int, found: Mapping[str, bytes]) -> None:
+        """Remember the complete list of a user's devices. A changed key raises
+        ``identity_changed``; a device not seen before (once some device of theirs is
+        known) raises ``device_added`` and ``identity_changed`` (their safety number
+        changed); a device no longer listed is forgotten, with its sessions, and raises
+        ``device_removed``."""
+        known = self._store.e2ee.peer_keys(user_id)
+        for device_id, key in found.items():
+            old = known.get(device_id)
+            if old == key:
+                continue
+            self._store.e2ee.save_peer_key(user_id, device_id, key)
+            if old is not None:
+                self._events.dispatch("identity_changed", user_id, device_id)
+            elif known:
+                self._events.dispatch("device_added", user_id, device_id)
+                self._events.dispatch("identity_changed", user_id, device_id)
+        me = self.device
+        for device_id in known.keys() - found.keys():
+            if me is not None and (user_id, device_id) == (me.user_id, me.device_id):
+                continue
+            if me is not None:
+                me.forget_peer(user_id, device_id)
+            else:
+                self._store.e2ee.forget_peer(user_id, device_id)
+            self._events.dispatch("device_removed", user_id, device_id)
+
+    def note_sender(self, user_id: int, device_id: str, known: Mapping[str, bytes]) -> None:
+        """A device first met through a message it sent (``known``: the user's devices
+        before): the same events as ``note_devices`` for a new device."""
+        if known and device_id not in known:
+            self._events.dispatch("device_added", user_id, device_id)
+            self._events.dispatch("identity_changed", user_id, device_id)
+
+    async def remove_device(self, device_id: str) -> None:
+        """Remove one of this user's devices on the relay. Removing this device itself
+        also drops its keys and sessions here (``setup`` then makes a new device)."""
+        device = self._need_device()
+        await self._http.request("DELETE", f"/users/@me/devices/{device_id}")
+        if device_id == device.device_id:
+            async with self._lock:
+                self._store.e2ee.forget_identity()
+                self._store.e2ee.forget_peer(device.user_id, device_id)
+                self._store.set_meta(_PUBLISHED_SIGNED_PREKEY, None)
+                self.device = None
+        else:
+            async with self._lock:
+                device.forget_peer(device.user_id, device_id)
 
     async def _recipients_of(self, channel_id: int) -> tuple[int, ...]:
         known = self._recipients.get(channel_id)
@@ -196,7 +266,9 @@ class DirectMessages:
 
     async def send(self, channel_id: int, payload: dict[str, Any]) -> int:
         """Encrypt ``payload`` to every device of the recipients and to this user's other
-        devices, and post it; returns the message id."""
+        devices, and post it; returns the message id. The plaintext is archived here:
+        this device holds no envelope of its own message."""
+        device = self._need_device()
         nonce = secrets.token_hex(12)
         for attempt in range(2):
             envelopes = await self.seal(await self._recipients_of(channel_id), payload)
@@ -207,12 +279,14 @@ class DirectMessages:
                     json={"nonce": nonce, "envelopes": envelopes},
                     bucket="/channels/{channel_id}/messages",
                 )
-                return int(data["id"])
             except InvalidInput:
                 if attempt:
                     raise
                 # A device appeared meanwhile: list again and encrypt for it too.
                 nonce = secrets.token_hex(12)
+                continue
+            self.archive.keep(data, payload, sender_device=device.device_id)
+            return int(data["id"])
         raise AssertionError("unreachable")
 
     async def _start(self, user_id: int, device_id: str, identity_key: bytes) -> None:
@@ -232,66 +306,91 @@ class DirectMessages:
             raise E2EEError("the relay's bundle does not match the device's identity key")
         await device.start_session(user_id, device_id, bundle)
 
-    async def receive(self, data: dict[str, Any]) -> DMMessage | UndecryptableMessage | None:
-        """Handle a MESSAGE_CREATE that carries envelopes; None if none is for us."""
+    async def decrypt_message(self, data: dict[str, Any]) -> tuple[DecryptedMessage, bool] | None:
+        """A relay message carrying envelopes, decrypted at most once: ``(outcome, True)``
+        the first time (the outcome archived with the session change), ``(archived,
+        False)`` after that; None if no envelope is for this device."""
         device = self.device
         if device is None:
             return None
-        mine = [
-            e
-            for e in data.get("envelopes") or []
-            if str(e.get("user_id")) == str(device.user_id)
-            and e.get("device_id") == device.device_id
-        ]
-        if not mine:
+        envelope = self.envelope_for_me(data.get("envelopes"))
+        if envelope is None:
             return None
-        channel_id = int(data["channel_id"])
         message_id = int(data["id"])
         author_id = int(data["author"]["id"])
         async with self._lock:
+            archived = self.archive.get(message_id)
+            if archived is not None:
+                return archived, False
+            known = self._store.e2ee.peer_keys(author_id)
+            kept: list[DMMessage | UndecryptableMessage] = []
+
+            def keep(decrypted: Decrypted) -> None:
+                kept.append(self._keep(data, decrypted))
+
             try:
-                decrypted = await device.decrypt(author_id, b64decode(str(mine[0]["ciphertext"])))
-                payload = json.loads(decrypted.plaintext)
-                if not isinstance(payload, dict):
-                    raise ValueError("payload is not an object")
+                ciphertext = b64decode(str(envelope.get("ciphertext")))
+                decrypted = await device.decrypt(author_id, ciphertext, keep=keep)
             except Undecryptable as exc:
-                result: DMMessage | UndecryptableMessage = UndecryptableMessage(
-                    channel_id, message_id, author_id, exc.reason.value, exc.detail
-                )
-                self._events.dispatch("undecryptable", result)
-                return result
+                return self._failed(data, exc.reason.value, exc.detail), True
             except ValueError as exc:
-                result = UndecryptableMessage(
-                    channel_id, message_id, author_id, "malformed", str(exc)
-                )
-                self._events.dispatch("undecryptable", result)
-                return result
-        message = DMMessage(
-            channel_id=channel_id,
-            message_id=message_id,
-            author_id=author_id,
+                return self._failed(data, "malformed", str(exc)), True
+        if decrypted.identity_changed:
+            self._events.dispatch("identity_changed", author_id, decrypted.sender_device)
+        else:
+            self.note_sender(author_id, decrypted.sender_device, known)
+        return kept[0], True
+
+    def _keep(self, data: dict[str, Any], decrypted: Decrypted) -> DMMessage | UndecryptableMessage:
+        try:
+            payload = parse_payload(decrypted.plaintext)
+        except ValueError as exc:
+            return self._failed(data, "malformed", str(exc))
+        self.archive.keep(data, payload, sender_device=decrypted.sender_device)
+        return DMMessage(
+            channel_id=int(data["channel_id"]),
+            message_id=int(data["id"]),
+            author_id=int(data["author"]["id"]),
             sender_device=decrypted.sender_device,
             kind=str(payload.get("kind", "text")),
             text=str(payload.get("text", "")),
             payload=payload,
         )
-        # Plaintext stays on this machine, in the encrypted store (client-side search).
-        self._store.save_messages(
-            channel_id,
-            [
-                {
-                    "id": str(message_id),
-                    "channel_id": str(channel_id),
-                    "author": data["author"],
-                    "content": message.text,
-                    "e2ee": payload,
-                }
-            ],
+
+    def _failed(self, data: dict[str, Any], reason: str, detail: str) -> UndecryptableMessage:
+        self.archive.keep_failure(data, reason, detail)
+        return UndecryptableMessage(
+            int(data["channel_id"]), int(data["id"]), int(data["author"]["id"]), reason, detail
         )
-        if decrypted.identity_changed:
-            self._events.dispatch("identity_changed", author_id, decrypted.sender_device)
-        self._events.dispatch("dm_message", message)
-        return message
+
+    def deliver(self, outcome: tuple[DecryptedMessage, bool]) -> DecryptedMessage | None:
+        """Raise the event for a live message: ``dm_message`` / ``group_message``, or
+        ``undecryptable`` — also for a repeat of a message decrypted before (``replay``),
+        except this user's own (an echo). Returns what was dispatched."""
+        result, fresh = outcome
+        device = self.device
+        if not fresh:
+            if device is not None and result.author_id == device.user_id:
+                return None
+            result = UndecryptableMessage(
+                result.channel_id,
+                result.message_id,
+                result.author_id,
+                "replay",
+                "this message was decrypted before",
+            )
+        if isinstance(result, UndecryptableMessage):
+            self._events.dispatch("undecryptable", result)
+        elif isinstance(result, DMMessage):
+            self._events.dispatch("dm_message", result)
+        else:
+            self._events.dispatch("group_message", result)
+        return result
+
+    async def receive(self, data: dict[str, Any]) -> DecryptedMessage | None:
+        """Handle a MESSAGE_CREATE that carries envelopes; None if none is for us."""
+        outcome = await self.decrypt_message(data)
+        return None if outcome is None else self.deliver(outcome)
 
     def safety_number(self, user_id: int) -> str:
         device = self._need_device()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,29 +29,26 @@ from nexus_protocol.e2ee import (
     parse_membership_statement,
 )
 
-from ._dm import DirectMessages, UndecryptableMessage
+from ._dm import DirectMessages
 from ._events import EventDispatcher
 from ._exceptions import NexusError
 from ._http import HTTPClient
-from .e2ee import E2EEError, GroupSessions, Undecryptable, UndecryptableReason
+from .e2ee import (
+    Decrypted,
+    DecryptedMessage,
+    E2EEError,
+    GroupMessage,
+    GroupSessions,
+    Undecryptable,
+    UndecryptableMessage,
+    UndecryptableReason,
+    parse_payload,
+)
 from .store import LocalStore
 
+__all__ = ["GroupMessage", "GroupMessages", "Membership"]
+
 GROUP_DM = 3
-
-
-@dataclass(frozen=True, slots=True)
-class GroupMessage:
-    """A decrypted message of a group DM or an encrypted channel."""
-
-    channel_id: int
-    message_id: int
-    author_id: int
-    sender_device: str
-    session_id: str
-    message_index: int
-    kind: str
-    text: str
-    payload: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,14 +272,12 @@ class GroupMessages:
             if {u for u, _, _ in found} - members.members:
                 members = await self.membership(channel_id, fresh=True)
             found = [t for t in found if t[0] in members.members]
-        targets = []
+        by_user: dict[int, dict[str, bytes]] = defaultdict(dict)
         for user_id, device_id, key in found:
-            if (user_id, device_id) == (device.user_id, device.device_id):
-                continue
-            if self._store.e2ee.save_peer_key(user_id, device_id, key):
-                self._events.dispatch("identity_changed", user_id, device_id)
-            targets.append((user_id, device_id, key))
-        return targets
+            by_user[user_id][device_id] = key
+        for user_id, keys in by_user.items():
+            self._dms.note_devices(user_id, keys)  # the listing is each user's complete set
+        return [t for t in found if (t[0], t[1]) != (device.user_id, device.device_id)]
 
     async def send(self, channel_id: int, payload: dict[str, Any]) -> dict[str, Any]:
         """Encrypt ``payload`` once with this device's Megolm session for the channel
@@ -316,7 +312,7 @@ class GroupMessages:
                             "ciphertext": b64encode(blob),
                         }
                     )
-            session_id, _index, wire = sessions.encrypt(channel_id, body)
+            session_id, index, wire = sessions.encrypt(channel_id, body)
             request: dict[str, Any] = {"nonce": secrets.token_hex(12), "megolm": b64encode(wire)}
             if envelopes:
                 request["envelopes"] = envelopes
@@ -328,20 +324,30 @@ class GroupMessages:
             )
             # Only once the relay took the key shares is the session "shared".
             sessions.mark_shared(channel_id, session_id, names)
+            # Before the lock is released, so the echo of this message finds it archived.
+            self._dms.archive.keep(
+                data, payload, sender_device=device.device_id, session=(session_id, index)
+            )
         return data
 
     # -- receiving -----------------------------------------------------------------------
 
-    def _undecryptable(
-        self, channel_id: int, message_id: int, author_id: int, reason: str, detail: str
-    ) -> UndecryptableMessage:
-        result = UndecryptableMessage(channel_id, message_id, author_id, reason, detail)
-        self._events.dispatch("undecryptable", result)
-        return result
+    def _failed(self, data: dict[str, Any], reason: str, detail: str) -> UndecryptableMessage:
+        self._dms.archive.keep_failure(data, reason, detail)
+        return UndecryptableMessage(
+            int(data["channel_id"]), int(data["id"]), int(data["author"]["id"]), reason, detail
+        )
 
-    async def receive(self, data: dict[str, Any]) -> GroupMessage | UndecryptableMessage | None:
-        """Handle a MESSAGE_CREATE that carries ``megolm``: first a session key addressed
-        to this device, if any, then the message. None for this device's own messages."""
+    async def receive(self, data: dict[str, Any]) -> DecryptedMessage | None:
+        """Handle a MESSAGE_CREATE that carries ``megolm``: raises ``group_message`` or
+        ``undecryptable``. None for this device's own messages."""
+        outcome = await self.decrypt_message(data)
+        return None if outcome is None else self._dms.deliver(outcome)
+
+    async def decrypt_message(self, data: dict[str, Any]) -> tuple[DecryptedMessage, bool] | None:
+        """A relay message carrying ``megolm``, decrypted at most once: first a session
+        key addressed to this device, if any, then the message. ``(outcome, True)`` the
+        first time (archived), ``(archived, False)`` after that."""
         device = self._dms.device
         if device is None or not data.get("megolm"):
             return None
@@ -349,52 +355,33 @@ class GroupMessages:
         channel_id = int(data["channel_id"])
         message_id = int(data["id"])
         author_id = int(data["author"]["id"])
-        try:
-            wire = b64decode(str(data["megolm"]))
-        except ValueError as exc:
-            return self._undecryptable(channel_id, message_id, author_id, "malformed", str(exc))
-        share_problem = ""
         async with self._dms.lock:
-            for envelope in data.get("envelopes") or []:
-                if (
-                    str(envelope.get("user_id")) != str(device.user_id)
-                    or envelope.get("device_id") != device.device_id
-                ):
-                    continue
-                try:
-                    shared = await device.decrypt(author_id, b64decode(str(envelope["ciphertext"])))
-                    key = json.loads(shared.plaintext)
-                    if key.get("kind") != "megolm_key" or str(key.get("channel_id")) != str(
-                        channel_id
-                    ):
-                        raise ValueError("not a key for this channel")
-                    if not sessions.add_inbound(
-                        channel_id,
-                        author_id,
-                        shared.sender_device,
-                        str(key["session_id"]),
-                        str(key["session_key"]),
-                    ):
-                        raise ValueError("session key refused")
-                except Undecryptable as exc:
-                    share_problem = f"; the key share did not decrypt: {exc.reason.value}"
-                except (ValueError, KeyError, AttributeError) as exc:
-                    share_problem = f"; the key share was refused: {exc}"
+            archived = self._dms.archive.get(message_id)
+            if archived is not None:
+                return archived, False
             try:
-                decrypted = sessions.decrypt(channel_id, author_id, wire)
-                payload = json.loads(decrypted.plaintext)
-                if not isinstance(payload, dict):
-                    raise ValueError("payload is not an object")
+                wire = b64decode(str(data["megolm"]))
+            except ValueError as exc:
+                return self._failed(data, "malformed", str(exc)), True
+            share_problem = await self._accept_key_share(data, channel_id, author_id)
+            try:
+                with self._store.e2ee.transaction():
+                    # The replay filter and the archive change together.
+                    decrypted = sessions.decrypt(channel_id, author_id, wire)
+                    payload = parse_payload(decrypted.plaintext)
+                    self._dms.archive.keep(
+                        data,
+                        payload,
+                        sender_device=decrypted.sender_device,
+                        session=(decrypted.session_id, decrypted.message_index),
+                    )
             except Undecryptable as exc:
                 if author_id == device.user_id and exc.reason is UndecryptableReason.REPLAY:
                     return None
-                return self._undecryptable(
-                    channel_id, message_id, author_id, exc.reason.value, exc.detail + share_problem
-                )
+                detail = exc.detail + share_problem
+                return self._failed(data, exc.reason.value, detail), True
             except ValueError as exc:
-                return self._undecryptable(channel_id, message_id, author_id, "malformed", str(exc))
-        if decrypted.sender_device == device.device_id and author_id == device.user_id:
-            return None  # our own message, echoed back
+                return self._failed(data, "malformed", str(exc)), True
         message = GroupMessage(
             channel_id=channel_id,
             message_id=message_id,
@@ -406,17 +393,47 @@ class GroupMessages:
             text=str(payload.get("text", "")),
             payload=payload,
         )
-        self._store.save_messages(
-            channel_id,
-            [
-                {
-                    "id": str(message_id),
-                    "channel_id": str(channel_id),
-                    "author": data["author"],
-                    "content": message.text,
-                    "e2ee": payload,
-                }
-            ],
-        )
-        self._events.dispatch("group_message", message)
-        return message
+        # This device's own message (its echo arrived first): archived, no event.
+        own = (author_id, decrypted.sender_device) == (device.user_id, device.device_id)
+        return message, not own
+
+    async def _accept_key_share(self, data: dict[str, Any], channel_id: int, author_id: int) -> str:
+        """Decrypt the session key addressed to this device, if any, and keep it in the
+        same transaction as the pairwise session change. Returns what went wrong ("" if
+        nothing), to explain a Megolm message that then does not decrypt."""
+        device = self._dms.need_device()
+        envelope = self._dms.envelope_for_me(data.get("envelopes"))
+        if envelope is None:
+            return ""
+        sessions = self.sessions()
+        known = self._store.e2ee.peer_keys(author_id)
+        problem: list[str] = []
+
+        def keep(shared: Decrypted) -> None:
+            try:
+                key = json.loads(shared.plaintext)
+                if key.get("kind") != "megolm_key" or str(key.get("channel_id")) != str(channel_id):
+                    raise ValueError("not a key for this channel")
+                if not sessions.add_inbound(
+                    channel_id,
+                    author_id,
+                    shared.sender_device,
+                    str(key["session_id"]),
+                    str(key["session_key"]),
+                ):
+                    raise ValueError("session key refused")
+            except (ValueError, KeyError, AttributeError) as exc:
+                problem.append(f"; the key share was refused: {exc}")
+
+        try:
+            ciphertext = b64decode(str(envelope.get("ciphertext")))
+            shared = await device.decrypt(author_id, ciphertext, keep=keep)
+        except Undecryptable as exc:
+            return f"; the key share did not decrypt: {exc.reason.value}"
+        except ValueError as exc:
+            return f"; the key share was refused: {exc}"
+        if shared.identity_changed:
+            self._events.dispatch("identity_changed", author_id, shared.sender_device)
+        else:
+            self._dms.note_sender(author_id, shared.sender_device, known)
+        return "".join(problem)

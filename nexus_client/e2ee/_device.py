@@ -7,7 +7,10 @@ Invariants:
 
 - A session's state is on disk before the envelope it produced leaves this object (a
   crash never reuses a message key), and a decrypted envelope's digest is written in the
-  same transaction as the session change it caused (never decrypted twice).
+  same transaction as the session change it caused (never decrypted twice) — and so is
+  whatever the caller's ``keep`` records of the plaintext (never lost).
+- The signed prekey is rotated when older than the caller's limit; the previous one is
+  kept until the next rotation, so a first message built on it still decrypts.
 - Per peer device, up to ``MAX_SESSIONS`` sessions are kept, newest first: when both
   sides start a session at the same moment, messages under either still decrypt, and
   whichever last decrypted becomes the one we send with (libsignal's behaviour).
@@ -23,6 +26,7 @@ import base64
 import hashlib
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -157,7 +161,22 @@ class E2EEDevice:
         self._table.save_identity(self.user_id, self.device_id, self.identity.to_json())
         return fresh
 
+    def rotate_signed_prekey(self, max_age: float) -> bool:
+        """A new signed prekey if the current one is ``max_age`` seconds old or older
+        (the previous one still answers first messages built on it until the next
+        rotation). Returns whether it rotated; the caller uploads the new one."""
+        if self.identity.signed_prekey_age < max_age:
+            return False
+        self.identity.rotate_signed_prekey()
+        self._table.save_identity(self.user_id, self.device_id, self.identity.to_json())
+        return True
+
     # -- sessions -----------------------------------------------------------------------
+
+    def forget_peer(self, user_id: int, device_id: str) -> None:
+        """That device is gone: drop its identity key and every session with it."""
+        self._table.forget_peer(user_id, device_id)
+        self._sessions.pop((user_id, device_id), None)
 
     def has_session(self, user_id: int, device_id: str) -> bool:
         return bool(self._sessions.get((user_id, device_id)))
@@ -197,6 +216,7 @@ class E2EEDevice:
         *,
         seen: bytes | None,
         identity_changed: bool = False,
+        keep: Callable[[], None] | None = None,
     ) -> None:
         others = [
             s
@@ -204,13 +224,16 @@ class E2EEDevice:
             if s.base_key != session.base_key
         ]
         sessions = [session, *others][:MAX_SESSIONS]
-        self._table.save_session(
-            user_id,
-            device_id,
-            json.dumps([s.to_json() for s in sessions], separators=(",", ":")),
-            seen=seen,
-            identity_state=self.identity.to_json() if identity_changed else None,
-        )
+        with self._table.transaction():
+            self._table.save_session(
+                user_id,
+                device_id,
+                json.dumps([s.to_json() for s in sessions], separators=(",", ":")),
+                seen=seen,
+                identity_state=self.identity.to_json() if identity_changed else None,
+            )
+            if keep is not None:
+                keep()
         self._sessions[(user_id, device_id)] = sessions
 
     # -- encrypt --------------------------------------------------------------------------
@@ -244,8 +267,12 @@ class E2EEDevice:
 
     # -- decrypt --------------------------------------------------------------------------
 
-    async def decrypt(self, sender_user: int, data: bytes) -> Decrypted:
-        """Decrypt an envelope addressed to this device; ``Undecryptable`` says why not."""
+    async def decrypt(
+        self, sender_user: int, data: bytes, *, keep: Callable[[Decrypted], None] | None = None
+    ) -> Decrypted:
+        """Decrypt an envelope addressed to this device; ``Undecryptable`` says why not.
+        ``keep`` (which must not raise) records the result in the same transaction as
+        the session change, so a crash cannot consume the message and lose its text."""
         envelope = decode(data)
         digest = hashlib.sha256(data).digest()
         if self._table.has_seen(digest):
@@ -266,12 +293,12 @@ class E2EEDevice:
         if envelope.x3dh is not None:
             for session in sessions:
                 if session.base_key == envelope.x3dh.ephemeral_key and session.ratchet:
-                    return await self._decrypt_with([session], peer, message, ad_tail, digest)
-            return await self._accept_prekey(peer, envelope.x3dh, message, ad_tail, digest)
+                    return await self._decrypt_with([session], peer, message, ad_tail, digest, keep)
+            return await self._accept_prekey(peer, envelope.x3dh, message, ad_tail, digest, keep)
         usable = [s for s in sessions if s.ratchet is not None]
         if not usable:
             raise Undecryptable(UndecryptableReason.NO_SESSION, f"no session with {peer[1]}")
-        return await self._decrypt_with(usable, peer, message, ad_tail, digest)
+        return await self._decrypt_with(usable, peer, message, ad_tail, digest, keep)
 
     async def _decrypt_with(
         self,
@@ -280,6 +307,7 @@ class E2EEDevice:
         message: doubleratchet.EncryptedMessage,
         ad_tail: bytes,
         digest: bytes,
+        keep: Callable[[Decrypted], None] | None,
     ) -> Decrypted:
         reasons: list[UndecryptableReason] = []
         for session in sessions:
@@ -302,8 +330,9 @@ class E2EEDevice:
                 continue
             # The peer has this session: stop repeating the X3DH header; send with it.
             updated = replace(session, ratchet=ratchet.dumps(), pending=None)
-            self._put(peer[0], peer[1], updated, seen=digest)
-            return Decrypted(peer[0], peer[1], plaintext, identity_changed=False)
+            result = Decrypted(peer[0], peer[1], plaintext, identity_changed=False)
+            self._put(peer[0], peer[1], updated, seen=digest, keep=_bind(keep, result))
+            return result
         for reason in (UndecryptableReason.REPLAY, UndecryptableReason.TOO_FAR_AHEAD):
             if reason in reasons:
                 raise Undecryptable(reason)
@@ -316,6 +345,7 @@ class E2EEDevice:
         message: doubleratchet.EncryptedMessage,
         ad_tail: bytes,
         digest: bytes,
+        keep: Callable[[Decrypted], None] | None,
     ) -> Decrypted:
         if is_low_order_ed25519(header.identity_key) or is_low_order_x25519(header.ephemeral_key):
             raise Undecryptable(UndecryptableReason.BAD_KEY, "X3DH key of small order")
@@ -350,6 +380,7 @@ class E2EEDevice:
         if header.one_time_prekey is not None:
             state.delete_pre_key(header.one_time_prekey)
         changed = self._table.save_peer_key(peer[0], peer[1], header.identity_key)
+        result = Decrypted(peer[0], peer[1], plaintext, identity_changed=changed)
         session = _Session(
             ad=ad,
             base_key=header.ephemeral_key,
@@ -359,5 +390,11 @@ class E2EEDevice:
             secret=None,
             their_spk=None,
         )
-        self._put(peer[0], peer[1], session, seen=digest, identity_changed=True)
-        return Decrypted(peer[0], peer[1], plaintext, identity_changed=changed)
+        self._put(
+            peer[0], peer[1], session, seen=digest, identity_changed=True, keep=_bind(keep, result)
+        )
+        return result
+
+
+def _bind(keep: Callable[[Decrypted], None] | None, result: Decrypted) -> Callable[[], None] | None:
+    return None if keep is None else lambda: keep(result)

@@ -72,6 +72,16 @@ class DeviceIdentity:
         bundle = self.state.bundle
         return bundle.signed_pre_key, bundle.signed_pre_key_sig
 
+    @property
+    def signed_prekey_age(self) -> int:
+        """Seconds since the signed prekey was generated."""
+        return self.state.signed_pre_key_age()
+
+    def rotate_signed_prekey(self) -> None:
+        """A new signed prekey; the previous one is kept for one more rotation, so X3DH
+        first messages built on it (bundles claimed before) still decrypt."""
+        self.state.rotate_signed_pre_key()
+
     def sign(self, message: bytes) -> bytes:
         """An Ed25519 signature by the identity key (plain Ed25519: anyone verifies it
         with the identity key as published)."""

@@ -1,6 +1,7 @@
 """The end-to-end encryption tables: this device's X3DH state, ratchet sessions, the
-identity keys seen for peer devices, digests of envelopes already decrypted, and the
-Megolm group sessions (outbound per channel, inbound per session, the replay filter).
+identity keys seen for peer devices, digests of envelopes already decrypted, the
+Megolm group sessions (outbound per channel, inbound per session, the replay filter),
+and the archive of what encrypted messages decrypted to.
 The policy lives in ``nexus_client.e2ee``; this module only reads and writes rows.
 
 Invariants:
@@ -8,6 +9,8 @@ Invariants:
 - A session's new state and the digest of the envelope that produced it are written
   in one transaction: after a crash either both are on disk or neither is, so an
   envelope is never decrypted twice and a message key is never lost half-way.
+- An archived message is never overwritten: the first outcome recorded for a message id
+  (its plaintext, or why it did not decrypt) is the one kept.
 - At most ``MAX_SEEN`` digests are kept (the oldest go first); the ratchet itself also
   refuses a message key used before, so an older replay is still rejected.
 """
@@ -15,6 +18,8 @@ Invariants:
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Final
 
 from ._database import Database
@@ -25,6 +30,12 @@ MAX_SEEN: Final = 100_000
 class E2EETable:
     def __init__(self, database: Database) -> None:
         self._db = database
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several of the writes below, committed together (nested writes join it)."""
+        with self._db.transaction():
+            yield
 
     # -- this device ------------------------------------------------------------------
 
@@ -48,6 +59,14 @@ class E2EETable:
     def mark_published(self) -> None:
         with self._db.transaction():
             self._db.execute("UPDATE e2ee_identity SET published = 1 WHERE id = 1")
+
+    def forget_identity(self) -> None:
+        """This device was removed: drop its keys, its sessions and its outbound group
+        sessions (what it decrypted stays archived). The next setup makes a new device."""
+        with self._db.transaction():
+            self._db.execute("DELETE FROM e2ee_identity")
+            self._db.execute("DELETE FROM e2ee_sessions")
+            self._db.execute("DELETE FROM e2ee_group_out")
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -123,6 +142,51 @@ class E2EETable:
                 (user_id, device_id, identity_key, int(changed)),
             )
         return changed
+
+    def forget_peer(self, user_id: int, device_id: str) -> None:
+        """A peer device that is gone: its identity key and our sessions with it."""
+        with self._db.transaction():
+            self._db.execute(
+                "DELETE FROM e2ee_peers WHERE user_id = ? AND device_id = ?", (user_id, device_id)
+            )
+            self._db.execute(
+                "DELETE FROM e2ee_sessions WHERE user_id = ? AND device_id = ?",
+                (user_id, device_id),
+            )
+
+    # -- the archive of decrypted messages ------------------------------------------------
+
+    def archive(self, channel_id: int, message_id: int, data: str) -> bool:
+        """Record a message's outcome; False (nothing written) if one is recorded already."""
+        with self._db.transaction():
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO e2ee_archive (message_id, channel_id, data)"
+                " VALUES (?, ?, ?)",
+                (message_id, channel_id, data),
+            )
+        return cursor.rowcount == 1
+
+    def archived(self, message_ids: Iterable[int]) -> dict[int, str]:
+        ids = list(message_ids)
+        found: dict[int, str] = {}
+        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.fetchall(
+                f"SELECT message_id, data FROM e2ee_archive WHERE message_id IN ({marks})",
+                chunk,
+            ):
+                found[int(row[0])] = str(row[1])
+        return found
+
+    def archived_page(self, channel_id: int, limit: int, before: int | None) -> list[str]:
+        """A channel's archived messages, newest first, ids below ``before`` if given."""
+        rows = self._db.fetchall(
+            "SELECT data FROM e2ee_archive WHERE channel_id = ? AND message_id < ?"
+            " ORDER BY message_id DESC LIMIT ?",
+            (channel_id, before if before is not None else 2**63 - 1, limit),
+        )
+        return [str(row[0]) for row in rows]
 
     # -- Megolm group sessions ------------------------------------------------------------
 

@@ -73,6 +73,14 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE e2ee_group_seen (session_id TEXT NOT NULL,"
         " message_index INTEGER NOT NULL, PRIMARY KEY (session_id, message_index))",
     ),
+    # 4: the archive of end-to-end encrypted messages: what each one decrypted to (or why
+    # it did not), and this device's own sent messages. A ratchet message decrypts only
+    # once, so unlike the message cache this table is never trimmed.
+    (
+        "CREATE TABLE e2ee_archive (message_id INTEGER PRIMARY KEY,"
+        " channel_id INTEGER NOT NULL, data TEXT NOT NULL)",
+        "CREATE INDEX e2ee_archive_by_channel ON e2ee_archive (channel_id, message_id)",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

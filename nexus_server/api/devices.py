@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from nexus_protocol.e2ee import UploadKeysBody
 
@@ -31,6 +31,14 @@ async def upload_keys(
 async def key_count(device_id: str, caller: Caller, relay: RelayDep) -> dict[str, Any]:
     """How many one-time prekeys of this device wait on the relay (replenish when low)."""
     return await relay.devices.key_count(caller, device_id)
+
+
+@router.delete("/users/@me/devices/{device_id}", status_code=204)
+async def remove_device(device_id: str, caller: Caller, relay: RelayDep) -> Response:
+    """Remove one of your own devices: its keys, prekeys and pending envelopes go; nobody
+    can start a session with it or encrypt to it any more."""
+    await relay.devices.do_remove_device(caller, device_id)
+    return Response(status_code=204)
 
 
 @router.get("/users/{user_id}/devices")

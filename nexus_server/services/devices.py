@@ -170,6 +170,15 @@ class DeviceService:
             count = await device_store.count_one_time_prekeys(tx, principal.user_id, device_id)
         return {"one_time_prekey_count": count}
 
+    async def do_remove_device(self, principal: Principal, device_id: str) -> None:
+        """Remove one of the caller's own devices: its bundle can no longer be claimed and
+        it is no longer listed, so nobody encrypts to it any more; peers drop it when they
+        next list the user's devices."""
+        check_device_id(device_id)
+        async with self._ctx.db.write("remove_device") as tx:
+            if not await device_store.delete_device(tx, principal.user_id, device_id):
+                raise unknown(ErrorCode.UNKNOWN_DEVICE, "Device")
+
     async def list_devices(self, principal: Principal, user_id: int) -> list[dict[str, Any]]:
         await self.check_may_contact(principal, user_id)
         async with self._ctx.db.read("list_devices") as tx:

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .schema import devices, one_time_prekeys
+from .schema import devices, message_envelopes, one_time_prekeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,3 +155,22 @@ async def take_one_time_prekey(tx: AsyncConnection, user_id: int, device_id: str
         if deleted.rowcount == 1:
             return bytes(row.public_key)
     return None
+
+
+async def delete_device(tx: AsyncConnection, user_id: int, device_id: str) -> bool:
+    """Forget a device: its keys, its one-time prekeys, and the envelopes addressed to it
+    (nobody else can read those). False if there was no such device."""
+    await tx.execute(
+        delete(one_time_prekeys).where(
+            one_time_prekeys.c.user_id == user_id, one_time_prekeys.c.device_id == device_id
+        )
+    )
+    await tx.execute(
+        delete(message_envelopes).where(
+            message_envelopes.c.user_id == user_id, message_envelopes.c.device_id == device_id
+        )
+    )
+    deleted = await tx.execute(
+        delete(devices).where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+    )
+    return bool(deleted.rowcount)

@@ -1,0 +1,173 @@
+"""DM channels, own sent messages and encrypted history through a real relay and real
+SQLCipher stores: alice, bob and carol share a DM and a group DM; bob goes offline,
+misses messages (one of them a Megolm session rotation), comes back and reads them
+from history, each decrypted exactly once; a forged envelope shows its reason."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from nexus_client import Client, DMMessage, GroupMessage, UndecryptableMessage
+from nexus_protocol.e2ee import b64encode
+from tests.relay.harness import RunningRelay
+
+PASSWORD = "correct horse battery"
+
+
+async def _client(relay: RunningRelay, store: Any, name: str, register: bool) -> Client:
+    client = Client(relay.settings.base_url, store=store)
+    if register:
+        await client.register(name, PASSWORD)
+    else:
+        await client.login(name, PASSWORD)
+    await client.start()
+    return client
+
+
+async def _wait(predicate: Any, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def _uid(client: Client) -> int:
+    assert client.user is not None
+    return client.user.id
+
+
+def _texts(history: list[Any]) -> list[str]:
+    return [m.text for m in history if isinstance(m, DMMessage | GroupMessage)]
+
+
+async def test_dm_channels_own_messages_and_history(relay: RunningRelay, make_store: Any) -> None:
+    alice = await _client(relay, make_store("alice"), "alice_hist", True)
+    bob = await _client(relay, make_store("bob"), "bob_hist", True)
+    carol = await _client(relay, make_store("carol"), "carol_hist", True)
+    clients = [alice, bob, carol]
+    try:
+        guild = await alice.create_guild("history")
+        invite = await alice.create_invite((await alice.fetch_channels(guild.id))[0].id)
+        for member in (bob, carol):
+            await member.join(invite.code)
+        for client in clients:
+            await client.e2ee_setup(device_name="dev")
+
+        # -- dm_channels: from CHANNEL_CREATE, recipients included --------------------------
+        dm = await alice.open_dm(_uid(bob))
+        gdm = await alice.create_group_dm([_uid(bob), _uid(carol)])
+        await _wait(lambda: {c.id for c in alice.dm_channels()} == {dm, gdm})
+        await _wait(lambda: {c.id for c in bob.dm_channels()} == {dm, gdm})
+        by_id = {c.id: c for c in bob.dm_channels()}
+        assert [u.id for u in by_id[dm].recipients] == [_uid(alice)]
+        assert not by_id[dm].is_group and by_id[gdm].is_group
+        assert {u.id for u in by_id[gdm].recipients} == {_uid(alice), _uid(carol)}
+        assert by_id[gdm].owner_id == _uid(alice)
+
+        # -- a live conversation; the sender's own lines are kept too --------------------
+        got: list[DMMessage | GroupMessage] = []
+        bob.listen("dm_message")(_append_to(got))
+        bob.listen("group_message")(_append_to(got))
+        first = await alice.send_dm(dm, "alice: hello bob")
+        await bob.send_dm(dm, "bob: hello alice")
+        await alice.edit_dm(dm, first, "alice: hello bob!")
+        await alice.send_group(gdm, "alice: hello group")
+        await _wait(lambda: len(got) == 3)
+        assert [m.text for m in got] == [
+            "alice: hello bob",
+            "alice: hello bob!",
+            "alice: hello group",
+        ]
+
+        history = await alice.dm_history(dm)
+        listed = await alice.http.request(
+            "GET", f"/channels/{dm}/messages", params={"device_id": _only_device(alice)}
+        )
+        assert [m.message_id for m in history] == [int(m["id"]) for m in listed]  # newest first
+        assert [m.message_id for m in history] == sorted(m.message_id for m in history)[::-1]
+        assert _texts(history) == ["alice: hello bob!", "bob: hello alice", "alice: hello bob"]
+        assert isinstance(history[0], DMMessage) and history[0].kind == "edit"
+        assert history[0].payload["target"] == str(first)
+        assert alice.dms is not None and alice.dms.device is not None
+        assert history[2].sender_device == alice.dms.device.device_id  # type: ignore[union-attr]
+        group_history = await alice.dm_history(gdm)
+        assert _texts(group_history) == ["alice: hello group"]
+        assert isinstance(group_history[0], GroupMessage)
+        # Saved like a received message: in the store's message cache, plaintext included.
+        assert alice.store is not None
+        cached = {m["id"]: m["content"] for m in alice.store.messages(dm)}
+        assert cached[str(first)] == "alice: hello bob"
+
+        # -- bob misses messages while offline, then reads them from history -------------
+        bob_device = _only_device(bob)
+        await bob.close()
+        clients.remove(bob)
+        missed = ["alice: are you there?", "alice: second missed line"]
+        for line in missed:
+            await alice.send_dm(dm, line)
+        await alice.remove_group_recipient(gdm, _uid(carol))  # the next session is new
+        await alice.send_group(gdm, "alice: carol is gone")  # carries bob's session key
+        await alice.send_group(gdm, "alice: same session")  # needs the key above
+        forged = await alice.http.request(
+            "POST",
+            f"/channels/{dm}/messages",
+            json={
+                "nonce": "forged-envelope-1",
+                "envelopes": [
+                    {
+                        "user_id": str(_uid(bob)),
+                        "device_id": bob_device,
+                        "type": "message",
+                        "ciphertext": b64encode(b"\x01\x02not an envelope"),
+                    }
+                ],
+            },
+        )
+
+        bob = await _client(relay, make_store("bob"), "bob_hist", False)
+        clients.append(bob)
+        await bob.e2ee_setup()
+        await _wait(lambda: gdm in {c.id for c in bob.dm_channels()})  # READY lists them
+        shown = {c.id: c for c in bob.dm_channels()}[gdm]
+        assert [u.id for u in shown.recipients] == [_uid(alice)]
+        history = await bob.dm_history(dm)
+        expected = [*reversed(missed), "alice: hello bob!", "bob: hello alice", "alice: hello bob"]
+        assert _texts(history) == expected
+        failed = history[0]
+        assert isinstance(failed, UndecryptableMessage) and failed.message_id == int(forged["id"])
+        assert failed.reason == "malformed"
+        # Asked again: the same answers from the store, nothing decrypted twice.
+        assert await bob.dm_history(dm) == history
+        group_history = await bob.dm_history(gdm)
+        assert _texts(group_history) == [
+            "alice: same session",
+            "alice: carol is gone",
+            "alice: hello group",
+        ]
+        assert await bob.dm_history(gdm) == group_history
+        # Paging, as fetch_messages does it.
+        older = await bob.dm_history(dm, limit=2, before=history[1].message_id)
+        assert older == history[2:4]
+        with pytest.raises(ValueError):
+            await bob.dm_history(dm, limit=0)
+    finally:
+        for client in clients:
+            await client.close()
+
+
+def _append_to(items: list[Any]) -> Any:
+    async def append(message: Any) -> None:
+        items.append(message)
+
+    return append
+
+
+def _only_device(client: Client) -> str:
+    assert client.store is not None
+    identity = client.store.e2ee.identity()
+    assert identity is not None
+    return identity[1]
