@@ -38,7 +38,8 @@ class LoudestTalkers:
             raise ValueError(f"the number of talkers to forward must be at least 1, got {limit}")
         self.limit = limit
         self._talkers: dict[int, _TalkerLoudness] = {}
-        self._ranking: tuple[int, ...] = ()
+        self._forwarded: tuple[int, ...] = ()  # the N loudest recent talkers
+        self._runner_up: int | None = None  # the (N + 1)-th, heard by those N
         self._ranked_at = -math.inf
 
     def hear(self, user_id: int, level: int, now: float) -> None:
@@ -56,20 +57,21 @@ class LoudestTalkers:
         if self._talkers.pop(user_id, None) is not None:
             self._ranked_at = -math.inf
 
-    def is_forwarded(self, talker_id: int, listener_id: int, now: float) -> bool:
-        """Whether ``listener_id`` should get this talker's packet (never its own)."""
-        if talker_id == listener_id:
-            return False
-        ranking = self._current_ranking(now)
-        if talker_id in ranking[: self.limit]:
-            return True
-        return (
-            len(ranking) > self.limit
-            and ranking[self.limit] == talker_id
-            and (listener_id in ranking[: self.limit])
-        )
+    def audience(self, talker_id: int, now: float) -> tuple[int, ...] | None:
+        """Who should get this talker's packet: ``None`` for every listener, else these ids.
 
-    def _current_ranking(self, now: float) -> tuple[int, ...]:
+        The talker itself is never meant, whatever this says: the caller skips it.
+        Answered once per packet rather than per listener, as a room's fan-out is the
+        SFU's hot loop.
+        """
+        self._rerank_if_due(now)
+        if talker_id in self._forwarded:
+            return None
+        if talker_id == self._runner_up:
+            return self._forwarded
+        return ()
+
+    def _rerank_if_due(self, now: float) -> None:
         if now - self._ranked_at >= RERANK_SECONDS:
             recent = [
                 (talker.loudness, user_id)
@@ -77,6 +79,7 @@ class LoudestTalkers:
                 if now - talker.heard_at <= RECENT_SECONDS
             ]
             recent.sort(reverse=True)
-            self._ranking = tuple(user_id for _, user_id in recent[: self.limit + 1])
+            ranking = tuple(user_id for _, user_id in recent[: self.limit + 1])
+            self._forwarded = ranking[: self.limit]
+            self._runner_up = ranking[self.limit] if len(ranking) > self.limit else None
             self._ranked_at = now
-        return self._ranking

@@ -19,13 +19,9 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 
 from nexus_server.voice.control import IceServerConfig
 from nexus_server.voice.errors import VoiceRequestError
-from nexus_server.voice.raw_rtp import (
-    PayloadTrack,
-    feed_sender_directly,
-    tap_incoming_rtcp,
-    tap_incoming_rtp,
-)
+from nexus_server.voice.raw_rtp import PayloadTrack, tap_incoming_rtcp, tap_incoming_rtp
 from nexus_server.voice.room import Participant, VoiceRoom
+from nexus_server.voice.rtp_out import DirectRtpSender
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +70,10 @@ class VoicePeer:
         receiver = transceivers[0].receiver
         tap_incoming_rtp(receiver, self._on_rtp_payload)
         tap_incoming_rtcp(receiver.transport, self._note_heard)
-        track = PayloadTrack(self.participant.outbox)
-        feed_sender_directly(self.pc.addTrack(track), track)
+        # The track only gives aiortc's sender a stream to run; the payloads bypass it.
+        DirectRtpSender(
+            self.pc.addTrack(PayloadTrack(self.participant.outbox)), self.participant.outbox
+        )
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.pc.localDescription.sdp
 

@@ -13,15 +13,11 @@ collapses at a handful of talkers. So:
 * ``PayloadTrack`` is an outgoing track whose ``recv()`` hands out ``av.Packet`` objects;
   aiortc's Opus encoder sends a packet's bytes as they are (``OpusEncoder.pack``), with
   its pts/time_base as the RTP timestamp. Any aiortc peer can send raw payloads this way.
-* ``feed_sender_directly`` goes one step further for the SFU, which sends thousands of
-  packets a second: the sender takes payloads from the track's outbox as ready-made
-  encoded frames, skipping the av.Packet, the Opus encoder object and the time-base
-  arithmetic (a quarter of the SFU's CPU at 10 talkers). aiortc still numbers,
-  timestamps, encrypts and reports the packets.
+  The SFU itself sends through ``rtp_out.DirectRtpSender`` instead, which skips the
+  per-packet track and sender loop altogether.
 
-These hooks lean on aiortc 1.16 internals (``RTCRtpReceiver._handle_rtp_packet``,
-``RTCDtlsTransport._handle_rtcp_data`` and ``RTCRtpSender._next_encoded_frame``, each
-looked up on the instance per packet).
+These hooks lean on aiortc 1.16 internals (``RTCRtpReceiver._handle_rtp_packet``
+and ``RTCDtlsTransport._handle_rtcp_data``, each looked up on the instance per packet).
 """
 
 from __future__ import annotations
@@ -32,15 +28,8 @@ from collections.abc import Callable
 from typing import Any
 
 import av
-from aiortc import (
-    MediaStreamTrack,
-    RTCDtlsTransport,
-    RTCRtpCodecParameters,
-    RTCRtpReceiver,
-    RTCRtpSender,
-)
+from aiortc import MediaStreamTrack, RTCDtlsTransport, RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcrtpsender import RTCEncodedFrame
 from aiortc.rtp import RtpPacket
 
 from nexus_server.voice.outbox import Outbox
@@ -69,19 +58,6 @@ def tap_incoming_rtcp(transport: RTCDtlsTransport, on_rtcp: Callable[[], None]) 
         await handle_rtcp_data(data)
 
     transport._handle_rtcp_data = note_rtcp  # type: ignore[method-assign]
-
-
-def feed_sender_directly(sender: RTCRtpSender, track: PayloadTrack) -> None:
-    """Let ``sender`` take payloads straight from ``track``'s outbox, skipping av.Packet."""
-
-    async def next_frame(codec: RTCRtpCodecParameters) -> RTCEncodedFrame | None:
-        payload = await track.outbox.get()
-        if payload is None:
-            raise MediaStreamError  # ends aiortc's send loop quietly
-        # aiortc annotates audio_level as int but sends no level extension for None.
-        return RTCEncodedFrame([payload], track.next_pts(), None)  # type: ignore[arg-type]
-
-    sender._next_encoded_frame = next_frame  # type: ignore[method-assign]
 
 
 class PayloadTrack(MediaStreamTrack):

@@ -7,6 +7,7 @@ not be able to read it (end-to-end encryption) and must not decode it (cost).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,9 +81,14 @@ class VoiceRoom:
         self._loudest.hear(talker_id, level, now)
         # One header per packet, shared by every listener: the payload is the same for all.
         forwarded = pack_listener_header(talker_id, rtp_timestamp, level) + payload[1:]
-        is_forwarded = self._loudest.is_forwarded
-        for listener in self.participants.values():
-            if listener.deaf or not is_forwarded(talker_id, listener.user_id, now):
+        audience = self._loudest.audience(talker_id, now)
+        participants = self.participants
+        if audience is None:
+            listeners: Iterable[Participant] = participants.values()
+        else:
+            listeners = [participants[uid] for uid in audience if uid in participants]
+        for listener in listeners:
+            if listener is talker or listener.deaf:
                 continue
             listener.outbox.put(forwarded)
             listener.packets_out += 1

@@ -18,7 +18,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRemoteOutboundRtpStreamStats,
+    RTCSessionDescription,
+)
 from aiortc.rtp import RtpPacket, is_rtcp
 
 from nexus_protocol.voice_media import (
@@ -86,6 +91,14 @@ class RtcTestPeer:
             self._outbox.put(payload)
             await asyncio.sleep(max(0.0, start + (n + 1) * PACKET_INTERVAL - time.monotonic()))
         await wait_until(lambda: len(self.sent) >= sent_before + len(payloads))
+
+    async def last_sender_report(self) -> RTCRemoteOutboundRtpStreamStats | None:
+        """What the SFU's latest RTCP sender report to this peer said, if one came."""
+        report = await self.pc.getReceivers()[0].getStats()
+        for stats in report.values():
+            if isinstance(stats, RTCRemoteOutboundRtpStreamStats):
+                return stats
+        return None
 
     def heard_from(self, user_id: int) -> list[ListenerPayload]:
         return [p for p in self.received if p.user_id == user_id]

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from nexus_protocol.voice_media import (
     unpack_talker_payload,
 )
 from nexus_server.voice import VoiceRequestError, VoiceSupervisor, VoiceUnavailable
+from nexus_server.voice.outbox import Outbox
 from nexus_server.voice.supervisor import shard_of
 from tests.voice.rtc_peer import RtcTestPeer, talker_payloads, wait_until
 
@@ -99,6 +101,26 @@ async def test_talker_reaches_every_other_listener_byte_exact(voice: VoiceHarnes
         assert listener.unreadable == 0
     assert alice.received == []
     assert {p.user_id for p in bob.received} == {11}
+
+
+async def test_sender_reports_count_what_the_listener_was_sent(voice: VoiceHarness) -> None:
+    sfu = await voice.start()
+    alice, bob = [await voice.connect(sfu, "lounge", uid) for uid in (1, 2)]
+
+    await alice.send(talker_payloads(level=20, count=30))
+    await wait_until(lambda: len(bob.heard_from(1)) >= 30)
+    sent_octets = sum(LISTENER_HEADER_SIZE + len(p.frame) for p in bob.heard_from(1))
+
+    report = None
+    for _ in range(50):  # a report leaves every 0.5-1.5 s
+        report = await bob.last_sender_report()
+        if report is not None and report.packetsSent == 30:
+            break
+        await asyncio.sleep(0.1)
+    assert report is not None and report.packetsSent == 30
+    assert report.bytesSent == sent_octets
+    # The report's clock is the wall clock (NTP), not a stream-relative count.
+    assert abs((report.remoteTimestamp - datetime.now(UTC)).total_seconds()) < 60
 
 
 async def test_only_the_loudest_talkers_are_forwarded(voice: VoiceHarness) -> None:
@@ -272,6 +294,36 @@ async def test_joining_again_replaces_the_old_connection(voice: VoiceHarness) ->
     stats = await sfu.stats()
     assert [p["user_id"] for p in stats[0]["rooms"][0]["participants"]] == [2, 1]
     assert voice.gone == []
+
+
+async def test_outbox_sends_at_once_or_queues_boundedly_in_order() -> None:
+    wire: list[bytes] = []
+    link_free = True
+
+    def send_now(payload: bytes) -> bool:
+        if link_free:
+            wire.append(payload)
+        return link_free
+
+    outbox = Outbox(capacity=3)
+    outbox.put(b"before the link is up")
+    outbox.send_through(send_now)
+    outbox.put(b"behind a queued one")  # must not overtake what waits
+    assert wire == [] and len(outbox) == 2
+    assert await outbox.get() == b"before the link is up"
+    assert await outbox.get() == b"behind a queued one"
+
+    outbox.put(b"link free")
+    assert wire == [b"link free"] and len(outbox) == 0
+
+    link_free = False
+    for n in range(5):
+        outbox.put(b"stalled %d" % n)
+    assert outbox.dropped == 2
+    assert [await outbox.get() for _ in range(3)] == [b"stalled 2", b"stalled 3", b"stalled 4"]
+    outbox.close()
+    outbox.put(b"after close")
+    assert await outbox.get() is None
 
 
 def test_media_headers_round_trip_and_reject_short_input() -> None:
