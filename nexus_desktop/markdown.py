@@ -33,6 +33,9 @@ __all__ = [
     "MAX_SOURCE_CHARS",
     "SAFE_SCHEMES",
     "SafeTextDocument",
+    "code_blocks",
+    "has_spoilers",
+    "plain_text",
     "render_markdown",
     "safe_link",
     "warm_up",
@@ -49,9 +52,16 @@ CACHE_SIZE = 1000
 # Colours are fallbacks a theme can live with on dark and light backgrounds alike.
 MENTION_STYLE = "background-color:#3c4270; color:#c9cdfb;"
 MENTION_ME_STYLE = "background-color:#5865f2; color:#ffffff; font-weight:600;"
-SPOILER_STYLE = "background-color:#1e1f22; color:#1e1f22;"
+SPOILER_STYLE = "background-color:#1e1f22; color:#1e1f22; text-decoration:none;"
 SPOILER_SHOWN_STYLE = "background-color:#3a3c42;"
 CODE_STYLE = "background-color:#2b2d31; color:#dbdee1; font-family:monospace;"
+CODE_BAR_STYLE = "background-color:#2b2d31; margin:0;"
+COPY_BUTTON_STYLE = "background-color:#404249; color:#dbdee1; text-decoration:none;"
+# Anchors the app answers itself (message text cannot produce them: ``safe_link`` lets
+# only http, https and mailto through). A hidden spoiler is one anchor: clicking it
+# reveals the message's spoilers; a code block's Copy button names the block's index.
+SPOILER_HREF = "nexus:spoiler"
+COPY_CODE_HREF = "nexus:copy-code/"
 QUOTE_STYLE = "color:#b5bac1;"
 NOTE_STYLE = "color:#949ba4; font-style:italic;"
 
@@ -75,7 +85,7 @@ _CLOSING = {
 _TERMINATORS = frozenset("\n!#$%&*+-:<=>@[\\]^_`{}~|")
 
 _parser: MarkdownIt | None = None
-_cache: OrderedDict[tuple[object, ...], str] = OrderedDict()
+_cache: OrderedDict[tuple[object, ...], str] = OrderedDict()  # rendered HTML, plain text
 
 
 def safe_link(url: str) -> str | None:
@@ -119,6 +129,60 @@ def render_markdown(
     if len(_cache) > CACHE_SIZE:
         _cache.popitem(last=False)
     return html
+
+
+def has_spoilers(text: str) -> bool:
+    """Whether ``text`` shows at least one spoiler (hidden until revealed)."""
+    return "||" in text and SPOILER_HREF in render_markdown(text)
+
+
+def code_blocks(text: str) -> list[str]:
+    """The contents of ``text``'s code blocks, in order, as written (not cut), for the
+    blocks' Copy buttons."""
+    if "```" not in text and "    " not in text and "\t" not in text:
+        return []
+    tokens = _markdown().parse(_clean(text))
+    return [t.content.rstrip("\n") for t in tokens if t.type in ("fence", "code_block")]
+
+
+def plain_text(text: str, *, mentions: Mapping[int, str] = {}, limit: int = 200) -> str:
+    """``text`` as a reader sees it, on one line and without markdown markers (a reply
+    preview's snippet): spoilers stay hidden as "▒▒▒", user mentions show the names in
+    ``mentions``, code keeps its text. Cached like ``render_markdown``."""
+    ids = {int(m.group(2)) for m in _MENTION.finditer(text)} if "<" in text else set()
+    key = ("plain", text, limit, tuple(sorted((i, mentions[i]) for i in ids if i in mentions)))
+    cached = _cache.get(key)
+    if cached is not None:
+        _cache.move_to_end(key)
+        return cached
+    words: list[str] = []
+    for block in _markdown().parse(_clean(text[: limit * 4])):
+        if block.type in ("fence", "code_block"):
+            words.append(block.content)
+        hidden = 0
+        for token in block.children or []:
+            if token.type == "spoiler_open":
+                if not hidden:
+                    words.append("▒▒▒")
+                hidden += 1
+            elif token.type == "spoiler_close":
+                hidden -= 1
+            elif hidden:
+                continue
+            elif token.type in ("text", "code_inline", "image"):
+                words.append(token.content)
+            elif token.type in ("softbreak", "hardbreak"):
+                words.append(" ")
+            elif token.type == "mention":
+                kind, target = token.meta["kind"], token.meta["id"]
+                name = mentions.get(target, "unknown-user") if kind == "@" else str(target)
+                words.append(("#" if kind == "#" else "@") + name)
+        words.append(" ")
+    flat = " ".join("".join(words).split())[:limit]
+    _cache[key] = flat
+    if len(_cache) > CACHE_SIZE:
+        _cache.popitem(last=False)
+    return flat
 
 
 class SafeTextDocument(QTextDocument):
@@ -254,6 +318,8 @@ class _HtmlWriter:
         self.depth = 0  # open quotes + lists
         self.skipped: list[bool] = []  # per open container: was its tag flattened?
         self.links: list[bool] = []  # per open link: was it kept as an anchor?
+        self.hidden = 0  # open spoilers shown hidden (their content must not show through)
+        self.code_count = 0
 
     def render(self, text: str) -> str:
         tokens = _markdown().parse(_clean(text))
@@ -306,7 +372,15 @@ class _HtmlWriter:
                 f'<p style="{NOTE_STYLE}">(code cut: {len(lines):,} lines, '
                 f"showing the first {code.count(chr(10)) + 1:,})</p>"
             )
-        self.out.append(f'<pre style="{CODE_STYLE}">{_highlight(code.rstrip(), language)}</pre>')
+        self.out.append(
+            f'<p align="right" style="{CODE_BAR_STYLE}">'
+            f'<a href="{COPY_CODE_HREF}{self.code_count}" style="{COPY_BUTTON_STYLE}">'
+            "&nbsp;Copy&nbsp;</a></p>"
+        )
+        self.code_count += 1
+        self.out.append(
+            f'<pre style="{CODE_STYLE} margin-top:0;">{_highlight(code.rstrip(), language)}</pre>'
+        )
         self.out.append(note)
 
     # Inline ---------------------------------------------------------------------------
@@ -330,11 +404,15 @@ class _HtmlWriter:
             elif kind == "s_close":
                 out.append("</s>")
             elif kind == "code_inline":
-                out.append(f'<code style="{CODE_STYLE}">{escape(token.content)}</code>')
+                if self.hidden:
+                    out.append(escape(token.content))
+                else:
+                    out.append(f'<code style="{CODE_STYLE}">{escape(token.content)}</code>')
             elif kind in ("softbreak", "hardbreak"):
                 out.append("<br>")
             elif kind == "link_open":
-                href = safe_link(str(token.attrs.get("href", "")))
+                # Inside a hidden spoiler (itself an anchor) a link is plain text.
+                href = None if self.hidden else safe_link(str(token.attrs.get("href", "")))
                 self.links.append(href is not None)
                 out.append(f'<a href="{escape(href)}">' if href else "<span>")
             elif kind == "link_close":
@@ -343,17 +421,27 @@ class _HtmlWriter:
                 # Never an image: its alt text stands in, as plain text.
                 out.append(escape(token.content or "image"))
             elif kind == "spoiler_open":
-                style = SPOILER_SHOWN_STYLE if self.reveal_spoilers else SPOILER_STYLE
-                out.append(f'<span style="{style}">')
+                if self.reveal_spoilers:
+                    out.append(f'<span style="{SPOILER_SHOWN_STYLE}">')
+                elif self.hidden:
+                    out.append("<span>")  # already inside a hidden spoiler's anchor
+                    self.hidden += 1
+                else:
+                    out.append(f'<a href="{SPOILER_HREF}" style="{SPOILER_STYLE}">')
+                    self.hidden += 1
             elif kind == "spoiler_close":
-                out.append("</span>")
+                if self.reveal_spoilers:
+                    out.append("</span>")
+                else:
+                    self.hidden -= 1
+                    out.append("</a>" if not self.hidden else "</span>")
             elif kind == "mention":
                 self.mention(token.meta["kind"], token.meta["id"])
             else:
                 out.append(escape(token.content))
 
     def text(self, content: str) -> None:
-        if self.links or ("://" not in content and "mailto:" not in content.lower()):
+        if self.links or self.hidden or ("://" not in content and "mailto:" not in content.lower()):
             self.out.append(escape(content))
             return
         position = 0
@@ -369,16 +457,23 @@ class _HtmlWriter:
         self.out.append(escape(content[position:]))
 
     def mention(self, kind: str, target: int) -> None:
+        if self.hidden:
+            self.out.append(escape(self._mention_name(kind, target)))
+            return
+        self.out.append(
+            f'<span style="{self._mention_style(kind, target)}">'
+            f"{escape(self._mention_name(kind, target))}</span>"
+        )
+
+    def _mention_name(self, kind: str, target: int) -> str:
         if kind == "@":
-            name = "@" + self.mentions.get(target, "unknown-user")
-            style = MENTION_ME_STYLE if target == self.me else MENTION_STYLE
-        elif kind == "#":
-            name = "#" + self.channels.get(target, "unknown-channel")
-            style = MENTION_STYLE
-        else:
-            name = "@" + self.roles.get(target, "unknown-role")
-            style = MENTION_STYLE
-        self.out.append(f'<span style="{style}">{escape(name)}</span>')
+            return "@" + self.mentions.get(target, "unknown-user")
+        if kind == "#":
+            return "#" + self.channels.get(target, "unknown-channel")
+        return "@" + self.roles.get(target, "unknown-role")
+
+    def _mention_style(self, kind: str, target: int) -> str:
+        return MENTION_ME_STYLE if kind == "@" and target == self.me else MENTION_STYLE
 
 
 def _highlight(code: str, language: str) -> str:

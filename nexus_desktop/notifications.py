@@ -21,6 +21,7 @@ import weakref
 from collections import deque
 from typing import Any, Literal
 
+from nexus_client import DMMessage
 from nexus_protocol.models import Message
 
 from .models.channels import mentions_me, read_states_for
@@ -71,8 +72,16 @@ class NotificationSettings(QObject):
             account.client.store.set_meta(_META_KEY, json.dumps(self._doc(account)))
         self.changed.emit(changed_id)
 
-    def _channel_entry(self, channel_id: int, create: bool = False) -> dict[str, Any] | None:
+    def _account(self, channel_id: int) -> Account | None:
+        """The account a community channel or an encrypted DM belongs to."""
         account = self._session.account_for_channel(channel_id)
+        if account is None:
+            dm = self._session.dm_channel(channel_id)
+            account = dm.account if dm is not None else None
+        return account
+
+    def _channel_entry(self, channel_id: int, create: bool = False) -> dict[str, Any] | None:
+        account = self._account(channel_id)
         if account is None:
             return None
         channels: dict[str, Any] = self._doc(account)["channels"]
@@ -112,7 +121,7 @@ class NotificationSettings(QObject):
         """Give a channel its own level; None makes it follow its community again."""
         if level is not None and level not in LEVELS:
             raise ValueError(f"unknown notification level {level!r}")
-        account = self._session.account_for_channel(channel_id)
+        account = self._account(channel_id)
         entry = self._channel_entry(channel_id, create=True)
         if account is None or entry is None:
             return
@@ -148,7 +157,7 @@ class NotificationSettings(QObject):
 
     def mute(self, channel_id: int, seconds: float | None) -> None:
         """Mute for ``seconds``, or until unmuted when None."""
-        account = self._session.account_for_channel(channel_id)
+        account = self._account(channel_id)
         entry = self._channel_entry(channel_id, create=True)
         if account is None or entry is None:
             return
@@ -156,7 +165,7 @@ class NotificationSettings(QObject):
         self._save(account, channel_id)
 
     def unmute(self, channel_id: int) -> None:
-        account = self._session.account_for_channel(channel_id)
+        account = self._account(channel_id)
         entry = self._channel_entry(channel_id)
         if account is None or entry is None:
             return
@@ -174,10 +183,13 @@ class NotificationSettings(QObject):
         self._save(account, 0)
 
     def matches_keyword(self, message: Message) -> bool:
-        account = self._session.account_for_channel(message.channel_id)
+        return self.text_matches_keyword(message.channel_id, message.content)
+
+    def text_matches_keyword(self, channel_id: int, text: str) -> bool:
+        account = self._account(channel_id)
         if account is None:
             return False
-        text = message.content.casefold()
+        text = text.casefold()
         return any(
             re.search(rf"(?<!\w){re.escape(word.casefold())}(?!\w)", text)
             for word in self.keywords(account)
@@ -227,8 +239,12 @@ class Notifier(QObject):
             self.tray.setToolTip("Nexus")
             self.tray.show()
         session.message_created.connect(self._on_message)
+        session.dm_message.connect(self._on_dm)
 
     def should_notify(self, message: Message) -> bool:
+        channel = self._session.channel(message.channel_id)
+        if channel is None or channel.guild_id is None:
+            return False  # an encrypted DM's envelope: its decrypted text comes as a DM
         me = self._session.me(message.channel_id)
         if me is None or message.author.id == me.id:
             return False
@@ -242,6 +258,41 @@ class Notifier(QObject):
         if level == "all":
             return True
         return mentions_me(self._session, message) or self._settings.matches_keyword(message)
+
+    def should_notify_dm(self, message: DMMessage) -> bool:
+        """The same rules for an encrypted DM: its own level (default "all"), its mute;
+        "Only @mentions" lets through a mention of the user or a keyword."""
+        if message.kind != "text":
+            return False  # edits, deletions and reactions are not news
+        dm = self._session.dm_channel(message.channel_id)
+        me = dm.account.user if dm is not None else None
+        if dm is None or me is None or message.author_id == me.id:
+            return False
+        looking = getattr(self._session, "active_dm", None) == message.channel_id
+        if looking and self._window_active():
+            return False
+        if self._settings.is_muted(message.channel_id):
+            return False
+        level = self._settings.level(message.channel_id)
+        if level == "nothing":
+            return False
+        if level == "all":
+            return True
+        mentioned = re.search(rf"<@!?{me.id}>", message.text) is not None
+        return mentioned or self._settings.text_matches_keyword(message.channel_id, message.text)
+
+    def _on_dm(self, message: DMMessage) -> None:
+        if not self.should_notify_dm(message):
+            return
+        dm = self._session.dm_channel(message.channel_id)
+        assert dm is not None
+        peer = dm.peer.global_name or dm.peer.username
+        title = f"@{peer} (direct message)"
+        text = " ".join(message.text.split())
+        if len(text) > BODY_LIMIT:
+            text = text[: BODY_LIMIT - 1].rstrip() + "…"
+        body = f"{peer}: {text}" if text else f"{peer} sent something"
+        self._show(message.channel_id, title, body)
 
     def _window_active(self) -> bool:
         app = QApplication.instance()
@@ -262,7 +313,10 @@ class Notifier(QObject):
             author = message.member.nick
         body = plain_preview(message)
         body = f"{author}: {body}" if body else f"{author} sent something"
-        self.recent.append((message.channel_id, title, body))
+        self._show(message.channel_id, title, body)
+
+    def _show(self, channel_id: int, title: str, body: str) -> None:
+        self.recent.append((channel_id, title, body))
         if self.tray is not None:
             self.tray.showMessage(title, body, QSystemTrayIcon.MessageIcon.Information, 5000)
-        self.notified.emit(message.channel_id, title, body)
+        self.notified.emit(channel_id, title, body)

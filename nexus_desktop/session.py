@@ -23,6 +23,7 @@ from nexus_client.store import LocalStore
 from nexus_protocol.models import Channel, Guild, Member, Message, User
 
 from .qt import QObject, Signal
+from .saved_accounts import account_list_path, read_saved_accounts, store_path
 from .voice import AudioFactory, VoiceController
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class AppSession(QObject):
     presence_changed = Signal(object)  # user_id
     outbox_changed = Signal(object)  # channel_id
     history_loaded = Signal(object)  # channel_id
+    read_elsewhere = Signal(object, object)  # channel_id, message_id: acked by a session
     connection_changed = Signal(bool)
     error = Signal(str)
 
@@ -128,8 +130,7 @@ class AppSession(QObject):
     # Accounts ---------------------------------------------------------------------------
 
     def store_path(self, relay_url: str, username: str) -> Path:
-        host = urlsplit(relay_url).netloc.replace(":", "_")
-        return self.data_dir / "accounts" / host / f"{username}.db"
+        return store_path(self.data_dir, relay_url, username)
 
     async def add_account(
         self,
@@ -213,6 +214,17 @@ class AppSession(QObject):
         async def connected(*_: Any) -> None:
             self.connection_changed.emit(True)
 
+        async def dispatch(event: str, data: Any) -> None:
+            # The relay tells every session of the user about an ack (this one's too):
+            # what was read on another device is read here as well.
+            if event == "MESSAGE_ACK" and isinstance(data, dict):
+                try:
+                    channel_id, message_id = int(data["channel_id"]), int(data["message_id"])
+                except (KeyError, TypeError, ValueError):
+                    log.info("ignored a malformed MESSAGE_ACK")
+                    return
+                self._read_elsewhere(account, channel_id, message_id)
+
         for name, handler in (
             ("guild_available", guild_available),
             ("guild_update", guilds),
@@ -238,6 +250,7 @@ class AppSession(QObject):
             ("outbox_sent", outbox_sent),
             ("ready", connected),
             ("resumed", connected),
+            ("dispatch", dispatch),
         ):
             client.listen(name)(handler)
         self.voice.watch(account)
@@ -359,22 +372,11 @@ class AppSession(QObject):
     # Saved accounts (the app's start-up) ---------------------------------------------------
 
     def account_list_path(self) -> Path:
-        return self.data_dir / "accounts.json"
+        return account_list_path(self.data_dir)
 
     def saved_accounts(self) -> list[dict[str, Any]]:
-        """The accounts the app remembers: ``relay_url``, ``username``, ``user_id``. No
-        secrets here: each token lives in its account's encrypted store (meta "token")."""
-        try:
-            entries = json.loads(self.account_list_path().read_text())
-        except (OSError, ValueError):
-            return []
-        if not isinstance(entries, list):
-            return []
-        return [
-            e
-            for e in entries
-            if isinstance(e, dict) and {"relay_url", "username", "user_id"} <= e.keys()
-        ]
+        """The accounts the app remembers (see ``saved_accounts.read_saved_accounts``)."""
+        return read_saved_accounts(self.data_dir)
 
     def save_account_list(self) -> None:
         """Remember every connected account (merged with the saved list, so an account
@@ -399,11 +401,20 @@ class AppSession(QObject):
         scratch.replace(path)
 
     def restore_account(
-        self, relay_url: str, username: str, passphrase: str | None = None
+        self,
+        relay_url: str,
+        username: str,
+        passphrase: str | None = None,
+        *,
+        key: bytes | None = None,
+        connect: bool = True,
     ) -> Account:
         """Reopen a saved account from its encrypted store, without waiting for the
         network: its communities, channels and history show at once from the store, and
         the client connects in the background, retrying while the relay is unreachable.
+        ``key`` is the store's raw key when it was derived already (``store_keys``);
+        with ``connect=False`` the caller starts the connection (``connect_account``)
+        later, e.g. once the window has painted.
 
         Raises ``StoreLocked`` (wrong passphrase), ``NoKeyAvailable`` (no passphrase and
         no keyring) or ``NexusError`` (no saved data or token for this account)."""
@@ -419,11 +430,14 @@ class AppSession(QObject):
         path = self.store_path(relay_url, username)
         if saved is None or not path.exists():
             raise NexusError(f"no saved account {username} on {relay_url}")
-        store = LocalStore.open(
-            path,
-            passphrase=passphrase,
-            keyring_username=f"{urlsplit(relay_url).netloc}/{saved['user_id']}",
-        )
+        if key is not None:
+            store = LocalStore.open_with_key(path, key)
+        else:
+            store = LocalStore.open(
+                path,
+                passphrase=passphrase,
+                keyring_username=f"{urlsplit(relay_url).netloc}/{saved['user_id']}",
+            )
         token = store.get_meta("token")
         if token is None:
             store.close()
@@ -445,8 +459,14 @@ class AppSession(QObject):
         self._wire(account)
         self.accounts.append(account)
         self.guilds_changed.emit()
-        self._connect_in_background(account, delay=0.0)
+        if connect:
+            self.connect_account(account)
         return account
+
+    def connect_account(self, account: Account) -> None:
+        """Connect a restored account in the background, retrying while its relay is
+        unreachable (``connection_changed`` tells how it goes)."""
+        self._connect_in_background(account, delay=0.0)
 
     def _connect_in_background(self, account: Account, delay: float) -> None:
         async def connect() -> None:
@@ -538,6 +558,38 @@ class AppSession(QObject):
             )
         )
 
+    def channel_permissions(self, channel_id: int) -> int:
+        """What the signed-in member may do in one channel (a ``Permissions`` value): the
+        community-wide permissions with the channel's overwrites applied, as the relay
+        computes them. 0 for a channel outside any community."""
+        from nexus_protocol.permissions import (
+            Overwrite,
+            OverwriteType,
+            Permissions,
+            channel_permissions,
+        )
+
+        channel = self.channel(channel_id)
+        account = self.account_for_channel(channel_id)
+        if channel is None or channel.guild_id is None or account is None or not account.user:
+            return 0
+        guild_id, me = channel.guild_id, account.user.id
+        member = account.client.cache.members.get(guild_id, {}).get(me)
+        return int(
+            channel_permissions(
+                Permissions(self.guild_permissions(guild_id)),
+                guild_id=guild_id,
+                user_id=me,
+                member_role_ids=member.roles if member else [],
+                overwrites=[
+                    Overwrite(
+                        o.id, OverwriteType(o.type), Permissions(o.allow), Permissions(o.deny)
+                    )
+                    for o in channel.permission_overwrites
+                ],
+            )
+        )
+
     # Navigation (read states, presence) -------------------------------------------------
 
     def fetch_read_states(
@@ -551,6 +603,21 @@ class AppSession(QObject):
             on_done=lambda entries: on_done(entries if isinstance(entries, list) else []),
             on_error=lambda exc: log.info("read states unavailable: %s", exc),
         )
+
+    def _read_elsewhere(self, account: Account, channel_id: int, message_id: int) -> None:
+        store = account.client.store
+        if store is not None:
+            known = store.read_states().get(channel_id)
+            if known is None or (known.last_message_id or 0) < message_id:
+                store.save_read_state(channel_id, message_id, 0)
+        dms: dict[int, _DMAccount] = getattr(self, "_dm_accounts", {})
+        dm = dms.get(id(account))  # DMs not set up yet have nothing unread
+        channel = dm.channels.get(channel_id) if dm is not None else None
+        read_all = channel is not None and message_id >= (channel.last_message_id or 0)
+        if dm is not None and read_all and channel_id in dm.unread:
+            dm.unread.discard(channel_id)
+            self.dm_channels_changed.emit()
+        self.read_elsewhere.emit(channel_id, message_id)
 
     def set_presence(self, status: str) -> None:
         """Show ``status`` ("online", "idle", "dnd", "invisible") on every account: one

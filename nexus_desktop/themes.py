@@ -61,10 +61,21 @@ class Theme:
     style_sheet: str
 
 
+def user_theme_dir(data_dir: Path) -> Path:
+    """The user's themes folder: ``themes/`` in the app's data directory."""
+    return data_dir / "themes"
+
+
 def add_theme_dir(path: Path) -> None:
     """Also look for themes in ``path`` (the user's themes folder in the data dir)."""
     if path not in _user_dirs:
         _user_dirs.append(path)
+
+
+def remove_theme_dir(path: Path) -> None:
+    """Stop looking for themes in ``path`` (another data directory took over)."""
+    if path in _user_dirs:
+        _user_dirs.remove(path)
 
 
 def _theme_dirs() -> list[Path]:

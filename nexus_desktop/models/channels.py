@@ -72,6 +72,7 @@ class ReadStateTracker(QObject):
         self._seeded: set[int] = set()  # id() of accounts whose relay counts we asked for
         self.current_channel: int | None = None
         session.message_created.connect(self._on_message)
+        session.read_elsewhere.connect(self._read_elsewhere)
         session.guilds_changed.connect(self._seed_new_accounts)
         self._seed_new_accounts()
 
@@ -120,6 +121,31 @@ class ReadStateTracker(QObject):
         if mentions_me(self._session, message):
             self._mentions[message.channel_id] = self.mentions(message.channel_id) + 1
         self.changed.emit(message.channel_id)
+
+    def _read_elsewhere(self, channel_id: int, message_id: int) -> None:
+        """The user read ``channel_id`` up to ``message_id`` on another device (or this
+        one: the relay echoes acks): only what came after it stays unread."""
+        unread, mentions = self.unread(channel_id), self.mentions(channel_id)
+        if not unread and not mentions:
+            return
+        me = self._session.me(channel_id)
+        newer = [
+            m
+            for m in self._session.messages(channel_id)
+            if m.id > message_id and (me is None or m.author.id != me.id)
+        ]
+        left = min(unread, len(newer))
+        left_mentions = min(mentions, sum(1 for m in newer if mentions_me(self._session, m)))
+        if left:
+            self._unread[channel_id] = left
+        else:
+            self._unread.pop(channel_id, None)
+        if left_mentions:
+            self._mentions[channel_id] = left_mentions
+        else:
+            self._mentions.pop(channel_id, None)
+        if (left, left_mentions) != (unread, mentions):
+            self.changed.emit(channel_id)
 
     def _seed_new_accounts(self) -> None:
         for account in self._session.accounts:

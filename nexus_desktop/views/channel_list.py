@@ -33,6 +33,7 @@ from ..qt import (
     QFontMetrics,
     QItemSelectionModel,
     QKeyEvent,
+    QKeySequence,
     QLabel,
     QMenu,
     QModelIndex,
@@ -254,6 +255,9 @@ class ChannelList(QWidget):
         self.setObjectName("ChannelList")
         self._session = session
         self._read_states = read_states_for(session)
+        #: Keys that jump to the previous / next unread channel (the main window sets
+        #: them from Settings → Keybinds).
+        self.unread_keys = (QKeySequence("Alt+Up"), QKeySequence("Alt+Down"))
         self.settings = notification_settings_for(session)
         self.model = ChannelTreeModel(session, self._read_states, self.settings.is_muted, self)
         self.settings.changed.connect(self._on_settings_changed)
@@ -377,9 +381,10 @@ class ChannelList(QWidget):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.tree and event.type() == QEvent.Type.KeyPress:
             assert isinstance(event, QKeyEvent)
-            alt = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
-            if alt and event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down):
-                self.jump_to_unread(forward=event.key() == Qt.Key.Key_Down)
+            pressed = QKeySequence(event.keyCombination())
+            previous, following = self.unread_keys
+            if not pressed.isEmpty() and pressed in (previous, following):
+                self.jump_to_unread(forward=pressed == following)
                 return True
             if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
                 index = self.tree.currentIndex()

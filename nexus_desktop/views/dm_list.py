@@ -13,10 +13,12 @@ from ..qt import (
     QListView,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QModelIndex,
     QPainter,
     QPen,
     QPersistentModelIndex,
+    QPoint,
     QPushButton,
     QRect,
     QSize,
@@ -206,6 +208,8 @@ class DMList(QWidget):
         self.list.setEditTriggers(QListView.EditTrigger.NoEditTriggers)
         self.list.clicked.connect(self._open_index)
         self.list.activated.connect(self._open_index)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._context_menu)
         layout.addWidget(self.list, 1)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -242,6 +246,40 @@ class DMList(QWidget):
 
     def visible_names(self) -> list[str]:
         return [row.name for row in self.model.rows()]
+
+    # Notifications ----------------------------------------------------------------------
+
+    def _context_menu(self, pos: QPoint) -> None:
+        channel_id = self.list.indexAt(pos).data(ChannelIdRole)
+        if channel_id is not None:
+            self.dm_menu(int(channel_id)).exec(self.list.viewport().mapToGlobal(pos))
+
+    def dm_menu(self, channel_id: int) -> QMenu:
+        """A conversation's notification level and mute, as channels have them."""
+        from ..notifications import LEVELS, notification_settings_for
+        from .channel_list import LEVEL_LABELS, MUTE_CHOICES
+
+        settings = notification_settings_for(self._session)
+        menu = QMenu(self)
+        menu.setAccessibleName("Conversation options")
+        levels = menu.addMenu("Notifications")
+        current = settings.level(channel_id)
+        for level in LEVELS:
+            action = levels.addAction(LEVEL_LABELS[level])
+            action.setCheckable(True)
+            action.setChecked(level == current)
+            action.triggered.connect(lambda _=False, lv=level: settings.set_level(channel_id, lv))
+        if settings.is_muted(channel_id):
+            menu.addAction("Unmute conversation").triggered.connect(
+                lambda: settings.unmute(channel_id)
+            )
+        else:
+            mute = menu.addMenu("Mute conversation")
+            for label, seconds in MUTE_CHOICES:
+                mute.addAction(label).triggered.connect(
+                    lambda _=False, s=seconds: settings.mute(channel_id, s)
+                )
+        return menu
 
     # New message ------------------------------------------------------------------------
 

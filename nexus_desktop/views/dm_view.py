@@ -8,10 +8,11 @@ import html
 import time
 from typing import Any
 
-from ..markdown import render_markdown
+from ..markdown import COPY_CODE_HREF, SPOILER_HREF, code_blocks, render_markdown
 from ..qt import (
     QEvent,
     QFrame,
+    QGuiApplication,
     QHBoxLayout,
     QKeyEvent,
     QLabel,
@@ -144,6 +145,8 @@ class DMView(QWidget):
         session.identity_changed.connect(lambda _change: self._update_state())
         self._row_labels: list[QLabel] = []
         self._shown: list[dict[str, Any]] = []
+        #: Messages whose spoilers the reader revealed (by message id).
+        self.revealed: set[str] = set()
         self._update_state()
 
     # Opening a conversation -----------------------------------------------------------
@@ -200,12 +203,20 @@ class DMView(QWidget):
             shown_rows = [("empty", text)]
         else:
             shown_rows = [(str(e.get("type")), self._row_html(e)) for e in shown]
-        for kind, markup in shown_rows:
+        for number, (kind, markup) in enumerate(shown_rows):
             label = QLabel(markup)
             label.setTextFormat(Qt.TextFormat.RichText)
             label.setWordWrap(True)
             label.setOpenExternalLinks(False)
-            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            label.setTextInteractionFlags(
+                Qt.TextInteractionFlag.TextSelectableByMouse
+                | Qt.TextInteractionFlag.LinksAccessibleByMouse
+                | Qt.TextInteractionFlag.LinksAccessibleByKeyboard
+            )
+            if shown:
+                label.linkActivated.connect(
+                    lambda href, entry=shown[number]: self.activate_link(entry, href)
+                )
             label.setObjectName(f"DMRow_{kind}")
             label.setProperty("dmKind", kind)
             if kind in ("undecryptable", "key_change"):
@@ -226,7 +237,9 @@ class DMView(QWidget):
         if kind == "text":
             name = html.escape(self._name_of(int(entry.get("author_id") or 0)))
             edited = " <span style='color:gray'>(edited)</span>" if entry.get("edited") else ""
-            body = render_markdown(str(entry.get("text", "")))
+            body = render_markdown(
+                str(entry.get("text", "")), reveal_spoilers=str(entry.get("id")) in self.revealed
+            )
             return f"<b>{name}</b> <span style='color:gray'>{when}</span>{edited}<br>{body}"
         if kind == "undecryptable":
             name = html.escape(self._name_of(int(entry.get("author_id") or 0)))
@@ -254,6 +267,18 @@ class DMView(QWidget):
                 f" {name} is no longer verified."
             )
         return html.escape(str(entry))
+
+    def activate_link(self, entry: dict[str, Any], href: str) -> None:
+        """A click on a spoiler reveals that message's spoilers; a code block's Copy puts
+        the block on the clipboard. Other links stay text in an encrypted conversation."""
+        if href == SPOILER_HREF:
+            self.revealed.add(str(entry.get("id")))
+            self.refresh()
+        elif href.startswith(COPY_CODE_HREF):
+            blocks = code_blocks(str(entry.get("text", "")))
+            number = href.removeprefix(COPY_CODE_HREF)
+            if number.isdigit() and int(number) < len(blocks):
+                QGuiApplication.clipboard().setText(blocks[int(number)])
 
     def visible_entries(self) -> list[dict[str, Any]]:
         """The entries shown now (after the search filter), oldest first."""

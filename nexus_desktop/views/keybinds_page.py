@@ -1,5 +1,5 @@
 """The Keybinds settings page: each action with an editable shortcut, saved in prefs.
-The main window reads ``Prefs.keybinds()`` when it builds its shortcuts."""
+``changed`` tells the main window, which applies the new keys at once."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class KeybindsPage(QWidget):
         heading = QLabel(self.title)
         heading.setObjectName("PageTitle")
         layout.addWidget(heading)
-        hint = QLabel("Click a shortcut and press the new keys. Changes apply on restart.")
+        hint = QLabel("Click a shortcut and press the new keys. Changes apply at once.")
         hint.setObjectName("StatusLabel")
         hint.setWordWrap(True)
         layout.addWidget(hint)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..hosting import HostedRelay
+from ..models.channels import read_states_for
 from ..notifications import LEVELS, Notifier, notification_settings_for
 from ..prefs import Prefs
 from ..qt import (
@@ -41,6 +42,7 @@ from .voice_panel import PushToTalkKeys, VoicePanel
 
 if TYPE_CHECKING:
     from .join_dialog import HostDialog
+    from .settings_dialog import SettingsDialog
 
 
 def _plain(text: str = "", name: str = "") -> QLabel:
@@ -220,12 +222,51 @@ class MainWindow(QMainWindow):
         self.dm_view.call_requested.connect(session.voice.join)
 
     def _shortcuts(self) -> None:
-        keybinds = Prefs(self.session.data_dir).keybinds()
-        switcher = QShortcut(QKeySequence(keybinds["quick_switcher"] or "Ctrl+K"), self)
-        switcher.activated.connect(self.open_quick_switcher)
+        actions = {
+            "quick_switcher": self.open_quick_switcher,
+            "mark_read": self.mark_channel_read,
+            "previous_unread": lambda: self.channel_list.jump_to_unread(forward=False),
+            "next_unread": lambda: self.channel_list.jump_to_unread(forward=True),
+            "toggle_mute": self.toggle_mute,
+        }
+        #: The changeable shortcuts (Settings → Keybinds), by action; ``apply_keybinds``
+        #: gives them their keys.
+        self.shortcuts: dict[str, QShortcut] = {}
+        for action, slot in actions.items():
+            # Esc marks the open channel read only from the messages: in the message
+            # box it cancels a reply or an edit.
+            owner: QWidget = self.message_view if action == "mark_read" else self
+            shortcut = QShortcut(owner)
+            if owner is not self:
+                shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
+            self.shortcuts[action] = shortcut
         settings = QShortcut(QKeySequence("Ctrl+,"), self)
         settings.activated.connect(self.open_settings)
         self.push_to_talk = PushToTalkKeys(self.session, self)
+        self.apply_keybinds()
+
+    def apply_keybinds(self) -> None:
+        """(Re)read the shortcuts from the preferences: called when they change in the
+        settings, so a new key works at once."""
+        keybinds = Prefs(self.session.data_dir).keybinds()
+        for action, shortcut in self.shortcuts.items():
+            shortcut.setKey(QKeySequence(keybinds.get(action, "")))
+        if not keybinds.get("quick_switcher"):
+            self.shortcuts["quick_switcher"].setKey(QKeySequence("Ctrl+K"))  # never lost
+        self.channel_list.unread_keys = (
+            QKeySequence(keybinds.get("previous_unread", "")),
+            QKeySequence(keybinds.get("next_unread", "")),
+        )
+        self.push_to_talk.reload()
+
+    def mark_channel_read(self) -> None:
+        if self.channel_id is not None:
+            read_states_for(self.session).mark_read(self.channel_id)
+
+    def toggle_mute(self) -> None:
+        voice = self.session.voice
+        voice.set_mute(not voice.self_mute)
 
     # Navigation ---------------------------------------------------------------------------
 
@@ -234,6 +275,16 @@ class MainWindow(QMainWindow):
         self.left_stack.setCurrentWidget(self.dm_list)
         self.centre_stack.setCurrentWidget(self.dm_view)
         self.member_list.hide()
+        self._relayout_now()
+
+    def _relayout_now(self) -> None:
+        """Lay the panes out again at once: Qt would wait for the next event-loop pass,
+        and a paint before it showed the conversation squeezed into the channel view's
+        width, with an empty column where the member list was."""
+        body = self.centralWidget()
+        layout = body.layout() if body is not None else None
+        if layout is not None:
+            layout.activate()
 
     def open_dm(self, channel_id: int) -> None:
         self.show_direct_messages()
@@ -244,6 +295,7 @@ class MainWindow(QMainWindow):
         self.left_stack.setCurrentIndex(0)
         self.centre_stack.setCurrentIndex(0)
         self.member_list.setVisible(self.members_toggle.isChecked())
+        self._relayout_now()
         # A DM left open would keep counting as read.
         self.dm_view.set_channel(None)
 
@@ -319,12 +371,15 @@ class MainWindow(QMainWindow):
         switcher.channel_chosen.connect(self.go_to_channel)
         switcher.open()
 
-    def open_settings(self) -> None:
+    def open_settings(self) -> SettingsDialog:
         from .settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(self.session, self)
-        dialog.finished.connect(lambda _result: self.push_to_talk.reload())
+        dialog.keybinds_page.changed.connect(self.apply_keybinds)
+        dialog.voice_page.key_changed.connect(self.apply_keybinds)
+        dialog.finished.connect(lambda _result: self.apply_keybinds())
         dialog.open()
+        return dialog
 
     def show_incoming_call(self, call: object) -> None:
         from ..voice import IncomingCall

@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING
 from nexus_client.outbox import PendingMessage
 from nexus_protocol.models import Message
 
-from ..markdown import SafeTextDocument, render_markdown
+from ..markdown import (
+    COPY_CODE_HREF,
+    SPOILER_HREF,
+    SafeTextDocument,
+    code_blocks,
+    plain_text,
+    render_markdown,
+)
 from ..models.messages import Roles
 from ..qt import (
     QColor,
@@ -166,6 +173,7 @@ class MessageDelegate(QStyledItemDelegate):
     discard_clicked = Signal(object)  # PendingMessage
     reply_clicked = Signal(int)  # the replied-to message id
     link_clicked = Signal(str)
+    code_copied = Signal(str)  # the copied code
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -173,6 +181,8 @@ class MessageDelegate(QStyledItemDelegate):
         self.channels: dict[int, str] = {}
         self.me: int | None = None
         self._names_version = 0
+        #: Messages whose spoilers the reader revealed (by id; kept while the app runs).
+        self.revealed: set[int] = set()
         #: The widget rows span (the list's viewport): sizeHint and paint both use its
         #: width, so a height measured while painting is found again by sizeHint (Qt
         #: hands sizeHint a zero-width rect).
@@ -238,13 +248,18 @@ class MessageDelegate(QStyledItemDelegate):
 
     def document(self, item: Message | PendingMessage, width: int) -> SafeTextDocument:
         edited = isinstance(item, Message) and item.edited_timestamp is not None
-        key = (item.content, edited, width, self.me, self._names_version)
+        shown = isinstance(item, Message) and item.id in self.revealed
+        key = (item.content, edited, width, self.me, self._names_version, shown)
         doc = self._docs.get(key)
         if doc is not None:
             self._docs.move_to_end(key)
             return doc
         html = render_markdown(
-            item.content, mentions=self.mentions, me=self.me, channels=self.channels
+            item.content,
+            mentions=self.mentions,
+            me=self.me,
+            channels=self.channels,
+            reveal_spoilers=shown,
         )
         doc = SafeTextDocument()
         doc.setDocumentMargin(0)
@@ -713,21 +728,23 @@ class MessageDelegate(QStyledItemDelegate):
         stamp = out.header.adjusted(metrics.horizontalAdvance(shown) + 8, 0, 0, 0)
         painter.drawText(stamp, Qt.AlignmentFlag.AlignVCenter, cached.when)
 
-    def _paint_reply(
-        self, painter: QPainter, rect: QRect, item: Message, index: Index, muted: QColor
-    ) -> None:
+    def reply_text(self, item: Message, model: object) -> str:
+        """The line above a reply: who wrote the replied-to message and its text as
+        read (no markdown markers, spoilers still hidden), or why it is missing."""
         referenced = item.referenced_message
-        model = index.model()
         reference = item.message_reference
         if referenced is None and reference is not None and reference.message_id is not None:
             finder = getattr(model, "message", None)
             referenced = finder(reference.message_id) if finder else None
-        if referenced is not None:
-            author = referenced.author.global_name or referenced.author.username
-            snippet = " ".join(referenced.content.split())[:200]
-            line = f"↪ @{author}: {snippet}"
-        else:
-            line = "↪ Original message was deleted or not loaded"
+        if referenced is None:
+            return "↪ Original message was deleted or not loaded"
+        author = referenced.author.global_name or referenced.author.username
+        return f"↪ @{author}: {plain_text(referenced.content, mentions=self.mentions)}"
+
+    def _paint_reply(
+        self, painter: QPainter, rect: QRect, item: Message, index: Index, muted: QColor
+    ) -> None:
+        line = self.reply_text(item, index.model())
         painter.setPen(muted)
         painter.drawText(
             rect,
@@ -759,9 +776,25 @@ class MessageDelegate(QStyledItemDelegate):
         if out.body.contains(pos):
             doc = self.document(item, out.body.width())
             anchor = doc.documentLayout().anchorAt((pos - out.body.topLeft()).toPointF())
+            if anchor == SPOILER_HREF and isinstance(item, Message):
+                return ("spoiler", item)
+            if anchor.startswith(COPY_CODE_HREF):
+                blocks = code_blocks(item.content)
+                number = anchor.removeprefix(COPY_CODE_HREF)
+                if number.isdigit() and int(number) < len(blocks):
+                    return ("copy_code", blocks[int(number)])
+                return None
             if anchor:
                 return ("link", anchor)
         return None
+
+    def reveal_spoilers(self, message: Message) -> None:
+        """Show ``message``'s spoilers (the reader clicked one, or asked from the keyboard)."""
+        if message.id in self.revealed:
+            return
+        self.revealed.add(message.id)
+        if self.viewport is not None:
+            self.viewport.update()
 
     def editorEvent(
         self, event: QEvent, model: object, option: QStyleOptionViewItem, index: Index
@@ -787,6 +820,12 @@ class MessageDelegate(QStyledItemDelegate):
             self.reply_clicked.emit(payload)
         elif action == "link":
             self.link_clicked.emit(payload)
+        elif action == "spoiler":
+            assert isinstance(payload, Message)
+            self.reveal_spoilers(payload)
+        elif action == "copy_code":
+            assert isinstance(payload, str)
+            self.code_copied.emit(payload)
         else:
             return False
         return True

@@ -7,13 +7,15 @@ back as session signals, which the model turns into row changes.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
+from functools import partial
 
 from nexus_client.outbox import PendingMessage
 from nexus_protocol.models import Message
+from nexus_protocol.permissions import Permissions
 
+from ..markdown import code_blocks, has_spoilers
 from ..models.messages import MessageListModel, Roles
 from ..qt import (
     QAbstractItemView,
@@ -64,7 +66,6 @@ QUICK_EMOJI = [
     "👋",
 ]
 TYPING_SECONDS = 10.0
-_CODE_BLOCK = re.compile(r"```[^\n`]*\n?(.*?)```", re.S)
 
 
 class MessageView(QWidget):
@@ -132,6 +133,7 @@ class MessageView(QWidget):
         self.delegate.discard_clicked.connect(self._discard)
         self.delegate.reply_clicked.connect(self.jump_to_message)
         self.delegate.link_clicked.connect(self.open_link)
+        self.delegate.code_copied.connect(self.copy)
         session.typing_started.connect(self._someone_typing)
         session.message_created.connect(self._message_arrived)
         session.history_loaded.connect(self._history_loaded)
@@ -374,6 +376,17 @@ class MessageView(QWidget):
     def _is_mine(self, message: Message) -> bool:
         return self.delegate.me is not None and message.author.id == self.delegate.me
 
+    def can_delete(self, message: Message) -> bool:
+        """Own messages, and anyone's where the reader may manage messages (the relay
+        checks again)."""
+        if self._is_mine(message):
+            return True
+        allowed = self.session.channel_permissions(message.channel_id)
+        return bool(allowed & Permissions.MANAGE_MESSAGES)
+
+    def delete(self, message: Message) -> None:
+        self.session.delete_message(message.channel_id, message.id)
+
     def _context_menu(self, pos: QPoint) -> None:
         index = self.list.indexAt(pos)
         item = index.data(Roles.MESSAGE)
@@ -389,26 +402,31 @@ class MessageView(QWidget):
         menu.addAction("Reply", lambda: self.reply_requested.emit(message))
         if self._is_mine(message):
             menu.addAction("Edit", lambda: self.edit_requested.emit(message))
-            menu.addAction(
-                "Delete", lambda: self.session.delete_message(message.channel_id, message.id)
-            )
+        if self.can_delete(message):
+            menu.addAction("Delete", lambda: self.delete(message))
+        if has_spoilers(message.content) and message.id not in self.delegate.revealed:
+            menu.addAction("Reveal spoilers", lambda: self.delegate.reveal_spoilers(message))
         react = menu.addMenu("Add reaction")
         for emoji in QUICK_EMOJI:
             action = QAction(emoji, react)
             action.triggered.connect(lambda _=False, e=emoji: self.react(message, e))
             react.addAction(action)
         menu.addAction("Copy text", lambda: self.copy_text(message))
-        if _CODE_BLOCK.search(message.content):
-            menu.addAction("Copy code block", lambda: self.copy_code(message))
+        for number, code in enumerate(code_blocks(message.content)):
+            label = "Copy code block" if number == 0 else f"Copy code block {number + 1}"
+            menu.addAction(label, partial(self.copy, code))
         return menu
 
     def copy_text(self, message: Message) -> None:
         QGuiApplication.clipboard().setText(message.content)
 
+    def copy(self, text: str) -> None:
+        QGuiApplication.clipboard().setText(text)
+
     def copy_code(self, message: Message) -> None:
-        match = _CODE_BLOCK.search(message.content)
-        if match is not None:
-            QGuiApplication.clipboard().setText(match.group(1).rstrip("\n"))
+        blocks = code_blocks(message.content)
+        if blocks:
+            QGuiApplication.clipboard().setText(blocks[0])
 
     def eventFilter(self, watched: object, event: object) -> bool:
         if (
@@ -425,8 +443,11 @@ class MessageView(QWidget):
                 if key == Qt.Key.Key_E and self._is_mine(message):
                     self.edit_requested.emit(message)
                     return True
-                if key == Qt.Key.Key_Delete and self._is_mine(message):
-                    self.session.delete_message(message.channel_id, message.id)
+                if key == Qt.Key.Key_Delete and self.can_delete(message):
+                    self.delete(message)
+                    return True
+                if key == Qt.Key.Key_Space and has_spoilers(message.content):
+                    self.delegate.reveal_spoilers(message)
                     return True
                 if event.matches(QKeySequence.StandardKey.Copy):
                     self.copy_text(message)

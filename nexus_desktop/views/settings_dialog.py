@@ -24,7 +24,13 @@ from ..qt import (
     QWidget,
 )
 from ..session import AppSession
-from ..themes import ThemeError, apply_theme, available_themes
+from ..themes import (
+    ThemeError,
+    add_theme_dir,
+    apply_theme,
+    available_themes,
+    user_theme_dir,
+)
 from .account_settings import AccountPage, ProfilePage
 from .form_status import FormStatus
 from .keybinds_page import KeybindsPage
@@ -57,6 +63,8 @@ class AppearancePage(QWidget):
         form = QFormLayout()
         self.theme = QComboBox()
         self.theme.setAccessibleName("Theme")
+        self.theme_dir = user_theme_dir(prefs.path.parent)
+        add_theme_dir(self.theme_dir)  # the user's own themes are offered too
         for name in available_themes():
             self.theme.addItem(name.replace("-", " ").title(), name)
         self.theme.setCurrentIndex(max(self.theme.findData(prefs.get("theme")), 0))
@@ -77,9 +85,14 @@ class AppearancePage(QWidget):
         form.addRow("Font size", scale_row)
         form.addRow(self.compact)
         layout.addLayout(form)
-        note = QLabel("Themes are files in the themes folder; all of them are free.")
-        note.setObjectName("StatusLabel")
-        layout.addWidget(note)
+        self.theme_note = QLabel(
+            "Themes are a NAME.json palette and a NAME.qss style sheet; add your own to "
+            f"{self.theme_dir} and reopen the settings. All of them are free."
+        )
+        self.theme_note.setObjectName("StatusLabel")
+        self.theme_note.setWordWrap(True)
+        self.theme_note.setTextFormat(Qt.TextFormat.PlainText)
+        layout.addWidget(self.theme_note)
         self.status = FormStatus()
         layout.addWidget(self.status)
         layout.addStretch(1)

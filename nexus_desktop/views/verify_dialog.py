@@ -4,9 +4,6 @@ plugins), and "Mark as verified", remembered in the account's encrypted store.""
 
 from __future__ import annotations
 
-import qrcode
-import qrcode.constants
-
 from ..qt import (
     QColor,
     QDialog,
@@ -37,6 +34,9 @@ def digit_groups(number: str) -> list[str]:
 def qr_matrix(text: str) -> list[list[bool]]:
     """The QR code of ``text`` as rows of dark (True) / light modules, with the
     standard four-module quiet zone."""
+    import qrcode  # imported when a dialog first needs it: it is not small
+    import qrcode.constants
+
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4)
     code.add_data(text)
     code.make(fit=True)

@@ -9,7 +9,17 @@ import time
 import pytest
 from PySide6.QtWidgets import QApplication
 
-from nexus_desktop.markdown import MAX_DEPTH, SafeTextDocument, render_markdown, safe_link
+from nexus_desktop.markdown import (
+    COPY_CODE_HREF,
+    MAX_DEPTH,
+    SPOILER_HREF,
+    SafeTextDocument,
+    code_blocks,
+    has_spoilers,
+    plain_text,
+    render_markdown,
+    safe_link,
+)
 
 HOSTILE = {
     "deep_quotes": "> " * 500 + "deep quote",
@@ -78,7 +88,9 @@ def test_hostile_message_renders_safely(qt_app: QApplication, name: str) -> None
     assert "<img" not in lowered
     assert "<script" not in lowered and "<style" not in lowered and "<table" not in lowered
     for href in re.findall(r'href="([^"]*)"', lowered):
-        assert href.startswith(("http://", "https://", "mailto:")), href
+        # The app's own anchors (spoilers, code blocks' Copy) are the only other kind.
+        own = href == SPOILER_HREF or re.fullmatch(re.escape(COPY_CODE_HREF) + r"\d+", href)
+        assert own or href.startswith(("http://", "https://", "mailto:")), href
     assert not re.search(r"(file|javascript|data):", " ".join(re.findall(r'href="[^"]*"', lowered)))
     assert "src=" not in lowered.replace("&lt;img src=", "")  # only as escaped text
     assert _depth(html, "blockquote") <= MAX_DEPTH
@@ -142,3 +154,31 @@ def test_document_loads_no_resource_even_when_asked(qt_app: QApplication) -> Non
     doc.size()
     assert doc.requests, "Qt should have asked for the images"
     assert doc.resource(2, "http://evil/x.png") is None  # 2: QTextDocument.ImageResource
+
+
+def test_spoilers_are_hidden_anchors_until_revealed(qt_app: QApplication) -> None:
+    hidden = render_markdown("see ||the `end` <@1> https://example.org|| now", mentions={1: "ann"})
+    assert f'href="{SPOILER_HREF}"' in hidden
+    # Nothing inside shows through its own colours or opens by a click: no code style,
+    # no mention highlight, no second link.
+    inside = hidden[hidden.index(SPOILER_HREF) : hidden.index("</a>")]
+    assert "<code" not in inside and "<span style" not in inside and "href=" not in inside[14:]
+    shown = render_markdown("see ||the end|| now", reveal_spoilers=True)
+    assert SPOILER_HREF not in shown and "the end" in shown
+    assert has_spoilers("a ||b|| c") and not has_spoilers("a || b") and not has_spoilers("x")
+
+
+def test_code_blocks_get_a_copy_button_naming_each_block() -> None:
+    text = "one\n```py\nprint(1)\n```\ntwo\n```\nplain\n  indented\n```"
+    html = render_markdown(text)
+    assert f'href="{COPY_CODE_HREF}0"' in html and f'href="{COPY_CODE_HREF}1"' in html
+    assert code_blocks(text) == ["print(1)", "plain\n  indented"]
+    assert code_blocks("no code `inline` here") == []
+
+
+def test_plain_text_drops_markers_and_keeps_spoilers_hidden() -> None:
+    text = "**bold** _it_ ~~gone~~ `x = 1` ||secret|| <@5> [site](https://example.org)\n> quote"
+    flat = plain_text(text, mentions={5: "bob"})
+    assert flat == "bold it gone x = 1 ▒▒▒ @bob site quote"
+    assert "secret" not in flat and "*" not in flat
+    assert len(plain_text("word " * 500, limit=50)) == 50

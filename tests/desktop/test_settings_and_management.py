@@ -195,7 +195,7 @@ async def test_community_management_through_the_dialogs(
         click(members.kick_button)
         await until(lambda: members.status.text().startswith("Kicked"))
         await until(lambda: all(m.user and m.user.id != me.id for m in session.members(guild_id)))
-        assert members.table.topLevelItemCount() == 1
+        await until(lambda: members.table.topLevelItemCount() == 1)
         dialog.close()
     finally:
         await bob.close()
