@@ -149,6 +149,7 @@ class VoiceConnection:
         self._answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._signals: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._error: VoiceError | None = None
+        self._refused = asyncio.Event()
         self._server_update = asyncio.Event()
         self._connected = asyncio.Event()
         self._timestamps = _TimestampUnwrapper()
@@ -171,10 +172,20 @@ class VoiceConnection:
         return self.stats.path
 
     async def wait_connected(self, timeout: float = 20.0) -> None:
+        """Until audio flows; raises ``VoiceError`` with the relay's reason if it refused
+        the connection, or ``timeout`` if it did not come up in time."""
+        connected = asyncio.ensure_future(self._connected.wait())
+        refused = asyncio.ensure_future(self._refused.wait())
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
-        except TimeoutError:
-            raise VoiceError("timeout", "the voice connection did not come up") from None
+            await asyncio.wait({connected, refused}, timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            connected.cancel()
+            refused.cancel()
+        if self._connected.is_set():
+            return
+        if self._error is not None:
+            raise self._error
+        raise VoiceError("timeout", "the voice connection did not come up")
 
     def speaking(self, user_id: int) -> bool:
         if user_id == self.user_id:
@@ -321,6 +332,7 @@ class VoiceConnection:
             return
         if "error" in answer:
             self._error = VoiceError(str(answer.get("code")), str(answer.get("message")))
+            self._refused.set()
             log.warning("voice connection refused: %s", self._error)
             return
         await peer.accept_answer(str(answer["sdp"]))

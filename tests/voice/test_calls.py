@@ -463,3 +463,25 @@ async def test_joining_from_another_device_takes_the_call_over(voice_relay: Runn
         assert len(pam.voice_states.in_channel(channel_id)) == 2
     finally:
         await close_all([*clients, second])
+
+
+async def test_a_relay_without_voice_says_so(tmp_path: Any) -> None:
+    from nexus_client.voice.connection import VoiceError
+    from tests.relay.harness import start_relay
+
+    relay = await start_relay(tmp_path / "novoice", rate_limits=False, voice_workers=0)
+    clients: list[Client] = []
+    try:
+        clients, _, channel_id = await community(relay, ["rex_v"])
+        call = await clients[0].join_voice(
+            channel_id, source=quiet(), sink=BufferSink(), noise_suppression=False
+        )
+        try:
+            await call.wait_connected(10)
+        except VoiceError as exc:
+            assert exc.code == "voice_unavailable"
+        else:
+            raise AssertionError("a relay with voice off connected a call")
+    finally:
+        await close_all(clients)
+        await relay.stop()
