@@ -21,7 +21,7 @@ import weakref
 from collections import deque
 from typing import Any, Literal
 
-from nexus_client import DMMessage
+from nexus_client import DMMessage, GroupMessage
 from nexus_protocol.models import Message
 
 from .models.channels import mentions_me, read_states_for
@@ -259,7 +259,7 @@ class Notifier(QObject):
             return True
         return mentions_me(self._session, message) or self._settings.matches_keyword(message)
 
-    def should_notify_dm(self, message: DMMessage) -> bool:
+    def should_notify_dm(self, message: DMMessage | GroupMessage) -> bool:
         """The same rules for an encrypted DM: its own level (default "all"), its mute;
         "Only @mentions" lets through a mention of the user or a keyword."""
         if message.kind != "text":
@@ -281,13 +281,14 @@ class Notifier(QObject):
         mentioned = re.search(rf"<@!?{me.id}>", message.text) is not None
         return mentioned or self._settings.text_matches_keyword(message.channel_id, message.text)
 
-    def _on_dm(self, message: DMMessage) -> None:
+    def _on_dm(self, message: DMMessage | GroupMessage) -> None:
         if not self.should_notify_dm(message):
             return
         dm = self._session.dm_channel(message.channel_id)
         assert dm is not None
-        peer = dm.peer.global_name or dm.peer.username
-        title = f"@{peer} (direct message)"
+        author = next((u for u in dm.members if u.id == message.author_id), dm.peer)
+        peer = author.global_name or author.username
+        title = f"{dm.title} (group)" if dm.is_group else f"@{peer} (direct message)"
         text = " ".join(message.text.split())
         if len(text) > BODY_LIMIT:
             text = text[: BODY_LIMIT - 1].rstrip() + "…"

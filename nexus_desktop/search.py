@@ -1,4 +1,4 @@
-"""Encrypted DM history as this app saw it, and client-side search over it.
+"""Encrypted DM and group DM history as this app saw it, and client-side search over it.
 
 The relay only holds ciphertext, so it cannot search DMs: the app keeps what it
 decrypted (and what it sent) in the account's encrypted store — one JSON-lines blob
@@ -9,7 +9,12 @@ that. Entries are small dicts:
   arrived; edits replace ``text``),
 - ``{"type": "undecryptable", "id", "author_id", "reason", "detail", "ts"}`` — shown,
   never dropped,
-- ``{"type": "key_change", "user_id", "device_id", "ts"}`` — a contact's keys changed.
+- ``{"type": "key_change", "user_id", "device_id", "ts"}`` — a contact's keys changed,
+- ``{"type": "member_added" | "member_removed", "actor_id", "actor_name", "user_id",
+  "user_name", "verified", "ts"}`` — a group DM's membership changed (``verified``:
+  its signed statement checked out).
+
+Group DMs share the same log, so their messages are searched like any DM's.
 
 No Qt here."""
 
@@ -86,6 +91,32 @@ class DMLog:
         entries.append(entry)
         self._save(channel_id, entries)
         return True
+
+    def merge(self, channel_id: int, found: list[Entry]) -> bool:
+        """Put messages fetched from history (each with an ``id``) in id order among the
+        entries already logged; those logged before are left as they are. Returns True
+        if the log changed."""
+        entries = self.entries(channel_id)
+        known = {str(e.get("id")) for e in entries if "id" in e}
+        added = False
+        for entry in sorted(found, key=lambda e: int(e["id"])):
+            if str(entry["id"]) in known:
+                continue
+            new_id = int(entry["id"])
+            position = next(
+                (
+                    i
+                    for i, e in enumerate(entries)
+                    if str(e.get("id", "")).isdigit() and int(e["id"]) > new_id
+                ),
+                len(entries),
+            )
+            entries.insert(position, {"ts": time.time(), **entry})
+            known.add(str(entry["id"]))
+            added = True
+        if added:
+            self._save(channel_id, entries)
+        return added
 
     def search(self, query: str, channel_id: int | None = None) -> list[tuple[int, Entry]]:
         """Text entries containing every word of ``query`` (case-insensitive), oldest

@@ -22,6 +22,7 @@ from nexus_client.outbox import PendingMessage
 from nexus_client.store import LocalStore
 from nexus_protocol.models import Channel, Guild, Member, Message, User
 
+from .encrypted_channels import EncryptedChannels, reveal
 from .qt import QObject, Signal
 from .saved_accounts import account_list_path, read_saved_accounts, store_path
 from .voice import AudioFactory, VoiceController
@@ -87,6 +88,7 @@ class AppSession(QObject):
         self.accounts: list[Account] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.voice = VoiceController(self, audio_factory)
+        self._encrypted: dict[int, EncryptedChannels] = {}  # by id(account)
 
     # Running operations ---------------------------------------------------------------
 
@@ -171,6 +173,7 @@ class AppSession(QObject):
 
     def _wire(self, account: Account) -> None:
         client = account.client
+        encrypted = self._encrypted[id(account)] = EncryptedChannels(client.store)
 
         async def guilds(*_: Any) -> None:
             self.guilds_changed.emit()
@@ -187,6 +190,8 @@ class AppSession(QObject):
             self.members_changed.emit(getattr(event, "guild_id", None))
 
         async def created(message: Message) -> None:
+            if not message.content and encrypted.is_encrypted(message.channel_id):
+                message = reveal(client, message) or message
             self.message_created.emit(message)
 
         async def updated(message: Message) -> None:
@@ -215,6 +220,9 @@ class AppSession(QObject):
             self.connection_changed.emit(True)
 
         async def dispatch(event: str, data: Any) -> None:
+            guild_id = encrypted.note(event, data)
+            if guild_id is not None:
+                self.channels_changed.emit(guild_id)
             # The relay tells every session of the user about an ack (this one's too):
             # what was read on another device is read here as well.
             if event == "MESSAGE_ACK" and isinstance(data, dict):
@@ -323,7 +331,12 @@ class AppSession(QObject):
         return account.client
 
     def send_message(self, channel_id: int, content: str, reply_to: int | None = None) -> None:
+        """Queue a message in the outbox; in an encrypted channel, encrypt and send it
+        now (Megolm: the relay cannot read it, so it cannot wait in a plain outbox)."""
         client = self._client_for_channel(channel_id)
+        if self.channel_encrypted(channel_id):
+            self.run(self._send_encrypted(channel_id, content))
+            return
 
         async def send() -> None:
             await client.send_message(channel_id, content, reply_to=reply_to)
@@ -347,7 +360,11 @@ class AppSession(QObject):
         client = self._client_for_channel(channel_id)
 
         async def load() -> None:
-            await client.fetch_messages(channel_id, limit=50, before=before)
+            fetched = await client.fetch_messages(channel_id, limit=50, before=before)
+            if self.channel_encrypted(channel_id):
+                for message in fetched:
+                    if not message.content:
+                        reveal(client, message)
             self.history_loaded.emit(channel_id)
 
         self.run(load())
@@ -368,6 +385,47 @@ class AppSession(QObject):
 
     def ack(self, channel_id: int, message_id: int) -> None:
         self.run(self._client_for_channel(channel_id).ack(channel_id, message_id))
+
+    # Encrypted community channels ------------------------------------------------------
+
+    def channel_encrypted(self, channel_id: int) -> bool:
+        """Whether a community channel is end-to-end encrypted (for good)."""
+        account = self.account_for_channel(channel_id)
+        table = self._encrypted.get(id(account)) if account is not None else None
+        return table is not None and table.is_encrypted(channel_id)
+
+    def encrypt_channel(
+        self,
+        channel_id: int,
+        on_done: Callable[[None], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        """Turn on end-to-end encryption in a community channel; it cannot be undone."""
+        account = self.account_for_channel(channel_id)
+        if account is None:
+            raise NexusError("that channel is not on any connected relay")
+
+        async def encrypt() -> None:
+            await account.client.enable_e2ee(channel_id)
+            channel = account.client.cache.channels.get(channel_id)
+            if self._encrypted[id(account)].mark(channel_id) and channel is not None:
+                self.channels_changed.emit(channel.guild_id)
+            await self.enable_e2ee(account)  # this device must hold keys to take part
+
+        self.run(encrypt(), on_done=on_done, on_error=on_error)
+
+    async def _send_encrypted(self, channel_id: int, content: str) -> int:
+        account = self.account_for_channel(channel_id)
+        if account is None:
+            raise NexusError("that channel is not on any connected relay")
+        await self.enable_e2ee(account)
+        message_id = await account.client.send_group(channel_id, content)
+        shown = self.message(channel_id, message_id)
+        if shown is not None and not shown.content:
+            revealed = reveal(account.client, shown)
+            if revealed is not None:
+                self.message_updated.emit(revealed)
+        return message_id
 
     # Saved accounts (the app's start-up) ---------------------------------------------------
 
@@ -717,69 +775,70 @@ class AppSession(QObject):
         self.dm_channels_changed.emit()
 
     def _note_dm_channel(self, account: Account, raw: Any) -> DMChannel | None:
-        if not isinstance(raw, dict) or int(raw.get("type", -1)) != 1:
+        """Remember a DM (type 1) or group DM (type 3) from a relay channel object."""
+        if not isinstance(raw, dict) or raw.get("guild_id"):
             return None
-        recipients = raw.get("recipients") or []
-        if not recipients:
+        kind = int(raw.get("type", -1))
+        if kind not in (DM_TYPE, GROUP_DM_TYPE):
             return None
-        peer = User.model_validate(recipients[0])
+        members = [User.model_validate(u) for u in raw.get("recipients") or []]
+        if kind == DM_TYPE and not members:
+            return None
         last = raw.get("last_message_id")
-        channel = DMChannel(account, int(raw["id"]), peer, int(last) if last else None)
+        owner = raw.get("owner_id")
+        channel = DMChannel(
+            account,
+            int(raw["id"]),
+            members,
+            int(last) if last else None,
+            is_group=kind == GROUP_DM_TYPE,
+            owner_id=int(owner) if owner else None,
+            name=raw.get("name") or None,
+        )
         known = self._dm(account).channels.get(channel.channel_id)
         if known is not None:
-            known.peer = peer
+            known.members = members
+            known.owner_id = channel.owner_id
+            known.name = channel.name
+            known.left = False
             return known
         self._dm(account).channels[channel.channel_id] = channel
-        self._observe_keys(account, peer.id, None)  # first sighting: trust on first use
+        for member in members:
+            self._observe_keys(account, member.id, None)  # first sighting: trust on first use
         return channel
 
     def _wire_dms(self, account: Account) -> None:
         client = account.client
         dm = self._dm(account)
 
-        async def dm_message(message: DMMessage) -> None:
+        async def decrypted(message: DMMessage | GroupMessage) -> None:
+            if _in_community(client, message.channel_id):
+                return  # an encrypted community channel: the message view shows it
             await self._ensure_dm_channel(account, message.channel_id)
-            if message.kind == "text":
-                entry = {
-                    "type": "text",
-                    "id": str(message.message_id),
-                    "author_id": str(message.author_id),
-                    "text": message.text,
-                }
-            elif message.kind == "edit":
-                entry = {
-                    "type": "edit",
-                    "target": str(message.payload.get("target")),
-                    "author_id": str(message.author_id),
-                    "text": message.text,
-                }
-            else:
-                log.info("DM payload of kind %r not shown yet", message.kind)
-                entry = None
-            me = account.user.id if account.user else None
-            if message.author_id != me:
-                self._observe_keys(account, message.author_id, message.sender_device)
-            if entry is not None and dm.log.add(message.channel_id, entry):
-                self._bump_dm(account, message.channel_id, message.message_id, message.author_id)
-                self.dm_history_changed.emit(message.channel_id)
+            self._log_decrypted(account, message)
             self.dm_message.emit(message)
 
         async def undecryptable(message: UndecryptableMessage) -> None:
+            if _in_community(client, message.channel_id):
+                return
             await self._ensure_dm_channel(account, message.channel_id)
-            entry = {
-                "type": "undecryptable",
-                "id": str(message.message_id),
-                "author_id": str(message.author_id),
-                "reason": message.reason,
-                "detail": message.detail,
-            }
-            if dm.log.add(message.channel_id, entry):
+            if dm.log.add(message.channel_id, _undecryptable_entry(message)):
                 self._bump_dm(account, message.channel_id, message.message_id, message.author_id)
                 self.dm_history_changed.emit(message.channel_id)
             self.dm_undecryptable.emit(message)
 
         async def identity_changed(user_id: int, device_id: str) -> None:
             self._observe_keys(account, user_id, device_id)
+
+        def verdict(verified: bool, added: bool) -> Callable[[int, int], Coroutine[Any, Any, None]]:
+            async def record(channel_id: int, user_id: int) -> None:
+                dm.membership_verdicts[(channel_id, user_id, added)] = verified
+
+            return record
+
+        async def rejected(channel_id: int, user_id: int) -> None:
+            for added in (True, False):
+                dm.membership_verdicts.setdefault((channel_id, user_id, added), False)
 
         async def dispatch(event: str, data: Any) -> None:
             if event == "READY" and isinstance(data, dict):
@@ -788,11 +847,101 @@ class AppSession(QObject):
                 self.dm_channels_changed.emit()
             elif event == "CHANNEL_CREATE" and self._note_dm_channel(account, data) is not None:
                 self.dm_channels_changed.emit()
+            elif event == "CHANNEL_DELETE" and isinstance(data, dict) and not data.get("guild_id"):
+                self._left_group(account, data)
+            elif event in ("CHANNEL_RECIPIENT_ADD", "CHANNEL_RECIPIENT_REMOVE"):
+                self._membership_changed(account, event == "CHANNEL_RECIPIENT_ADD", data)
 
-        client.listen("dm_message")(dm_message)
+        client.listen("dm_message")(decrypted)
+        client.listen("group_message")(decrypted)
         client.listen("undecryptable")(undecryptable)
         client.listen("identity_changed")(identity_changed)
+        client.listen("group_member_add")(verdict(True, True))
+        client.listen("group_member_remove")(verdict(True, False))
+        client.listen("membership_rejected")(rejected)
         client.listen("dispatch")(dispatch)
+
+    def _log_decrypted(self, account: Account, message: DMMessage | GroupMessage) -> None:
+        """Put a decrypted message in the conversation's log (an edit updates its target)."""
+        dm = self._dm(account)
+        if message.kind == "text":
+            entry: dict[str, Any] | None = {
+                "type": "text",
+                "id": str(message.message_id),
+                "author_id": str(message.author_id),
+                "text": message.text,
+                "ts": _snowflake_seconds(message.message_id),
+            }
+        elif message.kind == "edit":
+            entry = {
+                "type": "edit",
+                "target": str(message.payload.get("target")),
+                "author_id": str(message.author_id),
+                "text": message.text,
+            }
+        else:
+            log.info("encrypted payload of kind %r not shown yet", message.kind)
+            entry = None
+        me = account.user.id if account.user else None
+        if message.author_id != me:
+            self._observe_keys(account, message.author_id, message.sender_device)
+        if entry is not None and dm.log.add(message.channel_id, entry):
+            self._bump_dm(account, message.channel_id, message.message_id, message.author_id)
+            self.dm_history_changed.emit(message.channel_id)
+
+    def _membership_changed(self, account: Account, added: bool, data: Any) -> None:
+        """CHANNEL_RECIPIENT_ADD / _REMOVE: update the group's members (an add only if its
+        signed statement verified; a removal always) and put a line in the conversation."""
+        dm = self._dm(account)
+        try:
+            channel_id = int(data["channel_id"])
+            user = User.model_validate(data["user"])
+            statement = json.loads(str((data.get("membership") or {}).get("statement") or "{}"))
+            actor_id = int(statement.get("actor_id") or user.id)
+        except (KeyError, TypeError, ValueError):
+            log.info("ignored a malformed group membership event")
+            return
+        channel = dm.channels.get(channel_id)
+        if channel is None:
+            return
+        verified = dm.membership_verdicts.pop((channel_id, user.id, added), False)
+        me = account.user.id if account.user else None
+        names = {u.id: u.global_name or u.username for u in channel.members}
+        if account.user is not None:
+            names[account.user.id] = account.user.global_name or account.user.username
+        others = [u for u in channel.members if u.id != user.id]
+        if added and verified and user.id != me:
+            others.append(user)
+            self._observe_keys(account, user.id, None)
+        if not added or verified:
+            channel.members = others
+        if not added and user.id == me:
+            channel.left = True
+        if not added and channel.owner_id == user.id:
+            remaining = [u.id for u in channel.members] + ([me] if me and not channel.left else [])
+            channel.owner_id = min(remaining) if remaining else None
+        dm.log.add(
+            channel_id,
+            {
+                "type": "member_added" if added else "member_removed",
+                "actor_id": str(actor_id),
+                "actor_name": names.get(actor_id, str(actor_id)),
+                "user_id": str(user.id),
+                "user_name": user.global_name or user.username,
+                "verified": verified,
+            },
+        )
+        self.dm_history_changed.emit(channel_id)
+        self.dm_channels_changed.emit()
+
+    def _left_group(self, account: Account, data: dict[str, Any]) -> None:
+        try:
+            channel = self._dm(account).channels.get(int(data["id"]))
+        except (KeyError, TypeError, ValueError):
+            return
+        if channel is not None and channel.is_group and not channel.left:
+            channel.left = True
+            self.dm_channels_changed.emit()
 
     async def _ensure_dm_channel(self, account: Account, channel_id: int) -> None:
         if channel_id in self._dm(account).channels:
@@ -832,7 +981,7 @@ class AppSession(QObject):
         if not dm.state.observe(user_id, fingerprint):
             return False
         blocked = dm.state.send_blocked(user_id, fingerprint)
-        channel_ids = tuple(c.channel_id for c in dm.channels.values() if c.peer.id == user_id)
+        channel_ids = tuple(c.channel_id for c in dm.channels.values() if c.has_member(user_id))
         for channel_id in channel_ids:
             dm.log.add(
                 channel_id,
@@ -902,7 +1051,7 @@ class AppSession(QObject):
 
     def dm_account_for_user(self, user_id: int) -> Account | None:
         """The account that has a DM with ``user_id`` (else the first with E2EE ready)."""
-        channel = next((c for c in self.dm_channels() if c.peer.id == user_id), None)
+        channel = next((c for c in self.dm_channels() if c.has_member(user_id)), None)
         if channel is not None:
             return channel.account
         return next(
@@ -938,26 +1087,36 @@ class AppSession(QObject):
             self.dm_channels_changed.emit()
 
     def dm_send_blocked(self, channel_id: int) -> bool:
-        """Whether sending in a DM waits for the user to acknowledge a verified contact's
-        key change."""
+        """Whether sending in a DM or group DM waits for the user to acknowledge a
+        verified contact's key change."""
+        return bool(self.blocked_members(channel_id))
+
+    def blocked_members(self, channel_id: int) -> list[User]:
+        """The people of a conversation whose keys changed since the user verified them."""
         channel = self.dm_channel(channel_id)
         if channel is None:
-            return False
-        fingerprint = self.key_fingerprint(channel.account, channel.peer.id)
-        return self._dm(channel.account).state.send_blocked(channel.peer.id, fingerprint)
+            return []
+        state = self._dm(channel.account).state
+        return [
+            user
+            for user in channel.members
+            if state.send_blocked(user.id, self.key_fingerprint(channel.account, user.id))
+        ]
 
     def acknowledge_key_change(self, channel_id: int) -> None:
-        """The user saw the key change: unblock sending (the contact is no longer
-        verified until the new safety number is compared)."""
+        """The user saw the key changes in a conversation: unblock sending (those contacts
+        are no longer verified until their new safety numbers are compared)."""
         channel = self._need_dm_channel(channel_id)
-        account, peer = channel.account, channel.peer.id
-        self._dm(account).state.acknowledge(peer, self.key_fingerprint(account, peer))
-        for other in self.dm_channels():
-            if other.account is account and other.peer.id == peer:
-                self._dm(account).log.add(
-                    other.channel_id, {"type": "key_change_acknowledged", "user_id": str(peer)}
-                )
-                self.dm_history_changed.emit(other.channel_id)
+        account = channel.account
+        for peer in [u.id for u in self.blocked_members(channel_id)]:
+            self._dm(account).state.acknowledge(peer, self.key_fingerprint(account, peer))
+            for other in self.dm_channels():
+                if other.account is account and other.has_member(peer):
+                    self._dm(account).log.add(
+                        other.channel_id,
+                        {"type": "key_change_acknowledged", "user_id": str(peer)},
+                    )
+                    self.dm_history_changed.emit(other.channel_id)
         self.dm_channels_changed.emit()
 
     # DM operations ----------------------------------------------------------------------
@@ -1001,24 +1160,38 @@ class AppSession(QObject):
 
     async def send_dm_now(self, channel_id: int, text: str) -> int:
         channel = self._need_dm_channel(channel_id)
-        account, peer = channel.account, channel.peer.id
+        account = channel.account
         client = account.client
+        if channel.left:
+            raise NexusError("you are no longer in this group")
         await self.enable_e2ee(account)
-        # List the contact's devices first, so a new device or key is noticed (and a
+        # List the contacts' devices first, so a new device or key is noticed (and a
         # verified contact's change blocks) before anything is encrypted to it.
         assert client.dms is not None
-        await client.dms.refresh_devices(peer)
-        self._observe_keys(account, peer, None)
-        if self.dm_send_blocked(channel_id):
+        for member in list(channel.members):
+            await client.dms.refresh_devices(member.id)
+            self._observe_keys(account, member.id, None)
+        blocked = self.blocked_members(channel_id)
+        if blocked:
+            names = ", ".join(u.global_name or u.username for u in blocked)
             raise SendBlocked(
-                f"{channel.peer.username}'s safety number changed. Acknowledge the change"
+                f"The safety number of {names} changed. Acknowledge the change"
                 " (or verify again) before sending."
             )
-        message_id = await client.send_dm(channel_id, text)
+        if channel.is_group:
+            message_id = await client.send_group(channel_id, text)
+        else:
+            message_id = await client.send_dm(channel_id, text)
         me = account.user.id if account.user else 0
         self._dm(account).log.add(
             channel_id,
-            {"type": "text", "id": str(message_id), "author_id": str(me), "text": text},
+            {
+                "type": "text",
+                "id": str(message_id),
+                "author_id": str(me),
+                "text": text,
+                "ts": _snowflake_seconds(message_id),
+            },
         )
         self._bump_dm(account, channel_id, message_id, me)
         self.dm_history_changed.emit(channel_id)
@@ -1036,6 +1209,78 @@ class AppSession(QObject):
         )
         return message_id
 
+    # Group DM operations ----------------------------------------------------------------
+
+    def create_group_dm(
+        self,
+        account: Account,
+        user_ids: list[int],
+        on_done: Callable[[int], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        """Create an encrypted group DM with ``user_ids`` (2 to 9 people besides you);
+        its id goes to ``on_done``."""
+        if not 2 <= len(set(user_ids)) <= 9:
+            raise ValueError(f"a group needs 2 to 9 other people, got {len(set(user_ids))}")
+        self.run(self.create_group_dm_now(account, user_ids), on_done=on_done, on_error=on_error)
+
+    async def create_group_dm_now(self, account: Account, user_ids: list[int]) -> int:
+        await self.enable_e2ee(account)
+        channel_id = await account.client.create_group_dm(sorted(set(user_ids)))
+        await self._ensure_dm_channel(account, channel_id)
+        return channel_id
+
+    def add_group_member(
+        self, channel_id: int, user_id: int, on_error: Callable[[Exception], None] | None = None
+    ) -> None:
+        """Add someone to a group DM (a signed change; the line appears when the relay
+        confirms it)."""
+        client = self._need_dm_channel(channel_id).account.client
+        self.run(client.add_group_recipient(channel_id, user_id), on_error=on_error)
+
+    def remove_group_member(
+        self, channel_id: int, user_id: int, on_error: Callable[[Exception], None] | None = None
+    ) -> None:
+        """Remove someone from a group DM (the owner), or leave it (your own id)."""
+        client = self._need_dm_channel(channel_id).account.client
+        self.run(client.remove_group_recipient(channel_id, user_id), on_error=on_error)
+
+    def load_dm_history(self, channel_id: int) -> None:
+        """Bring the relay's recent history of a DM or group DM into the conversation
+        (decrypted once by the SDK, then read from its archive)."""
+        channel = self.dm_channel(channel_id)
+        if channel is None:
+            return
+        account = channel.account
+
+        async def load() -> None:
+            await self.enable_e2ee(account)
+            page = await account.client.dm_history(channel_id, limit=50)
+            entries: list[dict[str, Any]] = []
+            edits: list[DMMessage | GroupMessage] = []
+            for message in reversed(page):
+                if isinstance(message, UndecryptableMessage):
+                    entries.append(_undecryptable_entry(message))
+                elif message.kind == "text":
+                    entries.append(
+                        {
+                            "type": "text",
+                            "id": str(message.message_id),
+                            "author_id": str(message.author_id),
+                            "text": message.text,
+                            "ts": _snowflake_seconds(message.message_id),
+                        }
+                    )
+                elif message.kind == "edit":
+                    edits.append(message)
+            changed = self._dm(account).log.merge(channel_id, entries)
+            for edit in edits:
+                self._log_decrypted(account, edit)
+            if changed:
+                self.dm_history_changed.emit(channel_id)
+
+        self.run(load(), on_error=lambda exc: log.info("DM history unavailable: %s", exc))
+
 
 def describe_error(exc: Exception) -> str:
     """A failure as one sentence for a person, never a traceback."""
@@ -1050,7 +1295,8 @@ def describe_error(exc: Exception) -> str:
 
 from dataclasses import field  # noqa: E402
 
-from nexus_client import DMMessage, UndecryptableMessage  # noqa: E402
+from nexus_client import DMMessage, GroupMessage, UndecryptableMessage  # noqa: E402
+from nexus_protocol.snowflake import snowflake_time  # noqa: E402
 
 from .e2ee_state import E2EEState, key_fingerprint  # noqa: E402
 from .search import DMLog  # noqa: E402
@@ -1060,14 +1306,62 @@ class SendBlocked(NexusError):
     """Sending waits for the user to acknowledge a verified contact's key change."""
 
 
+DM_TYPE = 1
+GROUP_DM_TYPE = 3
+
+
 @dataclass(eq=False)
 class DMChannel:
-    """One encrypted DM of one account: its id and the other person."""
+    """One encrypted DM or group DM of one account: its id and the other people."""
 
     account: Account
     channel_id: int
-    peer: User
+    members: list[User]  # the other people (one in a DM), never this account's user
     last_message_id: int | None = None
+    is_group: bool = False
+    owner_id: int | None = None
+    name: str | None = None
+    left: bool = False  # removed from the group (or left it): history stays readable
+
+    @property
+    def peer(self) -> User:
+        """The other person of a one-to-one DM (of a group: its first other member)."""
+        if self.members:
+            return self.members[0]
+        return self.account.user or User(id=0, username="nobody")
+
+    def has_member(self, user_id: int) -> bool:
+        return any(u.id == user_id for u in self.members)
+
+    @property
+    def title(self) -> str:
+        """A DM: the other person's name; a group: its name, else its members' names."""
+        if self.is_group and self.name:
+            return self.name
+        names = [u.global_name or u.username for u in self.members]
+        if self.is_group and not names:
+            return "Just you"
+        return ", ".join(sorted(names, key=str.casefold) if self.is_group else names)
+
+
+def _in_community(client: Client, channel_id: int) -> bool:
+    channel = client.cache.channels.get(channel_id)
+    return channel is not None and channel.guild_id is not None
+
+
+def _snowflake_seconds(message_id: int) -> float:
+    return snowflake_time(message_id).timestamp()
+
+
+def _undecryptable_entry(message: UndecryptableMessage) -> dict[str, Any]:
+    return {
+        "type": "undecryptable",
+        "id": str(message.message_id),
+        "author_id": str(message.author_id),
+        "reason": message.reason,
+        "detail": message.detail,
+        "ts": _snowflake_seconds(message.message_id),
+    }
 
 
 @dataclass(frozen=True)
@@ -1087,6 +1381,9 @@ class _DMAccount:
     log: DMLog
     channels: dict[int, DMChannel] = field(default_factory=dict)
     unread: set[int] = field(default_factory=set)
+    #: Whether the SDK verified a group membership change, by (channel, user, added),
+    #: until the relay's event for it is shown.
+    membership_verdicts: dict[tuple[int, int, bool], bool] = field(default_factory=dict)
     wired: bool = False
     ready: bool = False
     setup: asyncio.Future[None] | None = None

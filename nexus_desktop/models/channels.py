@@ -37,6 +37,7 @@ VoiceMutedRole = Qt.ItemDataRole.UserRole + 8
 VoiceDeafRole = Qt.ItemDataRole.UserRole + 9
 SpeakingRole = Qt.ItemDataRole.UserRole + 10
 InVoiceRole = Qt.ItemDataRole.UserRole + 11  # voice channels: the user is connected here
+EncryptedRole = Qt.ItemDataRole.UserRole + 12  # end-to-end encrypted (a lock is drawn)
 
 PERSON_KIND = -1  # KindRole of a person row under a voice channel
 
@@ -360,10 +361,14 @@ class ChannelTreeModel(QAbstractItemModel):
         unread = bool(self._read_states.unread(channel.id)) and not muted
         if role == Qt.ItemDataRole.DisplayRole:
             return name.upper() if channel.type == ChannelType.GUILD_CATEGORY else name
+        encrypted = self._session.channel_encrypted(channel.id)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return channel.topic or name
+            tip = channel.topic or name
+            return f"{tip} — end-to-end encrypted" if encrypted else tip
         if role == Qt.ItemDataRole.AccessibleTextRole:
             parts = [name]
+            if encrypted:
+                parts.append("end-to-end encrypted")
             if unread:
                 parts.append("unread")
             if mentions := self._read_states.mentions(channel.id):
@@ -391,6 +396,8 @@ class ChannelTreeModel(QAbstractItemModel):
             return channel.id == self._read_states.current_channel
         if role == InVoiceRole:
             return channel.id == self._in_voice
+        if role == EncryptedRole:
+            return encrypted
         return None
 
     def _person_data(self, person: VoicePerson, role: int) -> Any:

@@ -1,4 +1,5 @@
-"""The DM list's rows: one per encrypted conversation, most recent first."""
+"""The DM list's rows: one per encrypted conversation (a DM or a group DM), most recent
+first."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ VerifiedRole = Qt.ItemDataRole.UserRole + 3
 BlockedRole = Qt.ItemDataRole.UserRole + 4
 PeerIdRole = Qt.ItemDataRole.UserRole + 5
 EncryptedRole = Qt.ItemDataRole.UserRole + 6
+GroupRole = Qt.ItemDataRole.UserRole + 7
 
 LOCK = "🔒"
 
@@ -29,6 +31,8 @@ class DMRow:
     unread: bool
     verified: bool
     blocked: bool
+    is_group: bool = False
+    member_count: int = 2  # you included
 
 
 class DMListModel(QAbstractListModel):
@@ -48,10 +52,12 @@ class DMListModel(QAbstractListModel):
                 DMRow(
                     channel_id=channel.channel_id,
                     peer_id=peer.id,
-                    name=peer.global_name or peer.username,
+                    name=channel.title,
                     unread=session.dm_unread(channel.channel_id),
-                    verified=session.is_verified(peer.id, channel.account),
+                    verified=not channel.is_group and session.is_verified(peer.id, channel.account),
                     blocked=session.dm_send_blocked(channel.channel_id),
+                    is_group=channel.is_group,
+                    member_count=len(channel.members) + (0 if channel.left else 1),
                 )
             )
         if rows == self._rows:
@@ -88,9 +94,14 @@ class DMListModel(QAbstractListModel):
                 if row.verified
                 else "not verified"
             )
+            if row.is_group:
+                changed = ", a member's safety number changed" if row.blocked else ""
+                return f"{row.name} — {row.member_count} members, end-to-end encrypted{changed}"
             return f"{row.name} — end-to-end encrypted, {state}"
         if role == Qt.ItemDataRole.AccessibleTextRole:
             unread = ", unread" if row.unread else ""
+            if row.is_group:
+                return f"Encrypted group with {row.name}{unread}"
             return f"Encrypted conversation with {row.name}{unread}"
         return {
             ChannelIdRole: row.channel_id,
@@ -99,4 +110,5 @@ class DMListModel(QAbstractListModel):
             BlockedRole: row.blocked,
             PeerIdRole: row.peer_id,
             EncryptedRole: True,
+            GroupRole: row.is_group,
         }.get(role)

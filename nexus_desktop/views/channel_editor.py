@@ -1,5 +1,6 @@
 """The Channels page: create text/voice channels and categories, rename, topic, slow
-mode, move into a category, delete (after confirmation)."""
+mode, move into a category, turn on end-to-end encryption, delete (both after
+confirmation)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,15 @@ KINDS = [
     ("Category", ChannelType.GUILD_CATEGORY),
 ]
 _PREFIX = {ChannelType.GUILD_TEXT: "#", ChannelType.GUILD_VOICE: "🔊 "}
+
+
+ENCRYPTABLE = (ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT)
+ENCRYPT_QUESTION = (
+    "Turn on end-to-end encryption in {name}? This cannot be undone.\n\n"
+    "New messages will be readable only on members' devices. Bots and search on the"
+    " relay will stop seeing messages in this channel, and people who join later will"
+    " not be able to read what was sent before."
+)
 
 
 def channel_title(channel: Channel) -> str:
@@ -82,6 +92,12 @@ class ChannelsPage(GuildPage):
         self.save_button = QPushButton("Save channel")
         self.save_button.setAccessibleName("Save channel")
         self.save_button.clicked.connect(self._save)
+        self.encrypt_button = QPushButton("Turn on end-to-end encryption")
+        self.encrypt_button.setAccessibleName("Turn on end-to-end encryption")
+        self.encrypt_button.setToolTip(
+            "Only members' devices will be able to read new messages. Cannot be undone."
+        )
+        self.encrypt_button.clicked.connect(self._encrypt)
         self.delete_button = QPushButton("Delete channel")
         self.delete_button.setAccessibleName("Delete channel")
         self.delete_button.setProperty("danger", True)
@@ -91,6 +107,7 @@ class ChannelsPage(GuildPage):
         edit_form.addRow("Topic", self.topic)
         edit_form.addRow("Slow mode", self.slow_mode)
         edit_form.addRow("Category", self.parent_combo)
+        edit_form.addRow(self.encrypt_button)
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.delete_button)
@@ -175,6 +192,12 @@ class ChannelsPage(GuildPage):
             widget.setEnabled(channel is not None and may_manage)
         self.save_button.setEnabled(channel is not None and may_manage)
         self.delete_button.setEnabled(channel is not None and may_manage)
+        encrypted = channel is not None and self.session.channel_encrypted(channel.id)
+        encryptable = channel is not None and channel.type in ENCRYPTABLE
+        self.encrypt_button.setEnabled(may_manage and encryptable and not encrypted)
+        self.encrypt_button.setText(
+            "End-to-end encrypted" if encrypted else "Turn on end-to-end encryption"
+        )
         if channel is None:
             return
         is_category = channel.type == ChannelType.GUILD_CATEGORY
@@ -230,6 +253,25 @@ class ChannelsPage(GuildPage):
             parent = self.parent_combo.currentData()
             body["parent_id"] = str(parent) if parent is not None else None
         self.run(self.request("PATCH", f"/channels/{channel.id}", body), [self.save_button])
+
+    def _encrypt(self) -> None:
+        channel = self.selected_channel()
+        if channel is None or self.session.channel_encrypted(channel.id):
+            return
+        if not self.confirm(self, ENCRYPT_QUESTION.format(name=channel_title(channel))):
+            return
+        self.encrypt_button.setEnabled(False)
+        self.status.busy("Turning on end-to-end encryption…")
+
+        def done(_: object) -> None:
+            self.status.ok(f"{channel_title(channel)} is now end-to-end encrypted.")
+            self._selected()
+
+        def failed(exc: Exception) -> None:
+            self.status.fail(exc)
+            self._selected()
+
+        self.session.encrypt_channel(channel.id, on_done=done, on_error=failed)
 
     def _delete(self) -> None:
         channel = self.selected_channel()

@@ -11,6 +11,7 @@ from ..models.channels import (
     PERSON_KIND,
     ChannelIdRole,
     ChannelTreeModel,
+    EncryptedRole,
     InVoiceRole,
     KindRole,
     MentionRole,
@@ -55,6 +56,7 @@ from ..qt import (
     Signal,
 )
 from ..session import AppSession
+from .locks import draw_lock
 from .voice_panel import GREEN, VolumePopup, paint_voice_icon
 
 Index = QModelIndex | QPersistentModelIndex
@@ -176,7 +178,11 @@ class ChannelDelegate(QStyledItemDelegate):
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
             painter.setPen(color)
 
-        name_rect = box.adjusted(30, 0, -(badge_width + 10), 0)
+        lock_width = 0
+        if index.data(EncryptedRole):
+            lock_width = 18
+            draw_lock(painter, box.right() - badge_width - 26, box.center().y(), color)
+        name_rect = box.adjusted(30, 0, -(badge_width + lock_width + 10), 0)
         name = painter.fontMetrics().elidedText(
             str(index.data()), Qt.TextElideMode.ElideRight, name_rect.width()
         )

@@ -138,6 +138,8 @@ class Composer(QWidget):
         self.error_label.hide()
         channel = self.session.channel(channel_id) if channel_id else None
         name = f"Message #{channel.name}" if channel and channel.name else "Message"
+        if channel_id is not None and self.session.channel_encrypted(channel_id):
+            name = f"Encrypted message to #{channel.name}" if channel else name
         self.editor.setPlaceholderText(name)
 
     def start_reply(self, message: Message) -> None:

@@ -1,5 +1,6 @@
-"""The DM list: encrypted one-to-one conversations (a lock on each, a dot when unread)
-and a "New message" button that picks someone from a community you share."""
+"""The DM list: encrypted conversations, one-to-one and groups (a lock on each, a dot
+when unread), a "New message" button that picks someone from a community you share and
+a "New group" button beside it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from ..qt import (
     QColor,
     QDialog,
     QDialogButtonBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListView,
@@ -16,7 +18,6 @@ from ..qt import (
     QMenu,
     QModelIndex,
     QPainter,
-    QPen,
     QPersistentModelIndex,
     QPoint,
     QPushButton,
@@ -31,24 +32,10 @@ from ..qt import (
     Signal,
 )
 from ..session import Account, AppSession, describe_error
+from .group_dialogs import PeoplePicker, new_group_dialog, shared_people
+from .locks import draw_lock
 
 Index = QModelIndex | QPersistentModelIndex
-
-
-def draw_lock(painter: QPainter, x: int, center_y: int, color: QColor) -> None:
-    """A padlock drawn with lines, not a font glyph (emoji fonts are not everywhere)."""
-    painter.save()
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    pen = QPen(color)
-    pen.setWidthF(1.6)
-    painter.setPen(pen)
-    painter.setBrush(Qt.BrushStyle.NoBrush)
-    painter.drawArc(QRect(x + 3, center_y - 8, 8, 10), 0, 180 * 16)
-    painter.drawLine(x + 3, center_y - 3, x + 3, center_y - 1)
-    painter.drawLine(x + 11, center_y - 3, x + 11, center_y - 1)
-    painter.setBrush(color)
-    painter.drawRoundedRect(QRect(x + 1, center_y - 1, 12, 9), 2, 2)
-    painter.restore()
 
 
 class DMDelegate(QStyledItemDelegate):
@@ -133,21 +120,7 @@ class NewDMDialog(QDialog):
 
     def _collect(self) -> list[tuple[Account, int, str, str]]:
         """(account, user id, name, community names) of everyone sharing a community."""
-        found: dict[tuple[int, int], tuple[Account, int, str, list[str]]] = {}
-        for account, guild in self._session.all_guilds():
-            me = account.user.id if account.user else None
-            for member in self._session.members(guild.id):
-                user = member.user
-                if user is None or user.id == me or user.bot:
-                    continue
-                key = (id(account), user.id)
-                name = member.nick or user.global_name or user.username
-                entry = found.setdefault(key, (account, user.id, name, []))
-                entry[3].append(guild.name)
-        return sorted(
-            ((a, uid, name, ", ".join(guilds)) for a, uid, name, guilds in found.values()),
-            key=lambda c: c[2].casefold(),
-        )
+        return shared_people(self._session)
 
     def _fill(self, text: str) -> None:
         self.people.clear()
@@ -199,7 +172,13 @@ class DMList(QWidget):
         self.new_button = QPushButton("New message")
         self.new_button.setToolTip("Start an end-to-end encrypted conversation")
         self.new_button.clicked.connect(self.new_message)
-        layout.addWidget(self.new_button)
+        self.new_group_button = QPushButton("New group")
+        self.new_group_button.setToolTip("Start an end-to-end encrypted group (3 to 10 people)")
+        self.new_group_button.clicked.connect(self.new_group)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.new_button)
+        buttons.addWidget(self.new_group_button)
+        layout.addLayout(buttons)
         self.model = DMListModel(session, self)
         self.list = QListView()
         self.list.setAccessibleName("Direct messages")
@@ -308,3 +287,31 @@ class DMList(QWidget):
             self.status.setText(f"Could not open the conversation: {describe_error(exc)}")
 
         self._session.open_dm(user_id, account, on_done=opened, on_error=failed)
+
+    # New group --------------------------------------------------------------------------
+
+    def new_group_dialog(self) -> PeoplePicker:
+        return new_group_dialog(self._session, self)
+
+    def new_group(self) -> None:
+        dialog = self.new_group_dialog()
+        dialog.accepted.connect(lambda: self.start_group_from(dialog))
+        dialog.open()
+
+    def start_group_from(self, dialog: PeoplePicker) -> None:
+        chosen = dialog.chosen()
+        if chosen is not None:
+            self.start_group(*chosen)
+
+    def start_group(self, account: Account, user_ids: list[int]) -> None:
+        """Create an encrypted group DM with ``user_ids`` and select it."""
+        self.status.setText("Creating an encrypted group…")
+
+        def created(channel_id: int) -> None:
+            self.status.setText("")
+            self.select_dm(channel_id)
+
+        def failed(exc: Exception) -> None:
+            self.status.setText(f"Could not create the group: {describe_error(exc)}")
+
+        self._session.create_group_dm(account, user_ids, on_done=created, on_error=failed)

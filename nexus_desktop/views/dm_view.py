@@ -1,6 +1,8 @@
-"""One end-to-end encrypted DM: the decrypted history this app has seen (with notices
-for undecryptable messages and key changes, never dropped), a search box that filters
-it, and a composer that pauses while a verified contact's key change is unacknowledged."""
+"""One end-to-end encrypted DM or group DM: the decrypted history this app has seen
+(with notices for undecryptable messages, key changes and membership changes, never
+dropped), a search box that filters it, and a composer that pauses while a verified
+contact's key change is unacknowledged. A group's header lists its members; its menu
+verifies, adds and removes them."""
 
 from __future__ import annotations
 
@@ -17,18 +19,21 @@ from ..qt import (
     QKeyEvent,
     QLabel,
     QLineEdit,
+    QMenu,
     QObject,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
     Qt,
     QTimer,
+    QToolButton,
     QVBoxLayout,
     QWidget,
     Signal,
 )
 from ..search import matches
-from ..session import AppSession, describe_error
+from ..session import AppSession, DMChannel, describe_error
+from .group_dialogs import PeoplePicker, add_people_dialog
 from .verify_dialog import VerifyDialog
 
 BANNER = "Messages are end-to-end encrypted. The relay cannot read them."
@@ -41,6 +46,9 @@ REASONS = {
     "bad_key": "it carried an invalid key",
     "too_far_ahead": "too many messages were skipped",
     "malformed": "it was not readable",
+    "unknown_session": "no key was shared with this device",
+    "missing_key": "the key held here starts after this message",
+    "not_for_this_device": "it was sent before this device existed",
 }
 
 
@@ -57,6 +65,7 @@ class DMView(QWidget):
         self.channel_id: int | None = None
         self._sending = False
         self._dialog: VerifyDialog | None = None
+        self._picker: PeoplePicker | None = None
         self.setObjectName("DMView")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -67,6 +76,15 @@ class DMView(QWidget):
         self.title.setObjectName("DMTitle")
         self.title.setTextFormat(Qt.TextFormat.PlainText)
         header.addWidget(self.title, 1)
+        self.members_button = QToolButton()
+        self.members_button.setObjectName("GroupMembersButton")
+        self.members_button.setText("Members ▾")
+        self.members_button.setAccessibleName("Group members")
+        self.members_button.setToolTip("Members: verify, add or remove people")
+        self.members_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.members_button.setMenu(QMenu(self.members_button))
+        self.members_button.menu().aboutToShow.connect(self._fill_members_menu)
+        header.addWidget(self.members_button)
         self.search_box = QLineEdit()
         self.search_box.setPlaceholderText("Search this conversation")
         self.search_box.setAccessibleName("Search this conversation")
@@ -75,7 +93,7 @@ class DMView(QWidget):
         header.addWidget(self.search_box)
         self.verify_button = QPushButton("Verify…")
         self.verify_button.setToolTip("Compare safety numbers")
-        self.verify_button.clicked.connect(self.open_verify_dialog)
+        self.verify_button.clicked.connect(lambda: self.open_verify_dialog())
         header.addWidget(self.verify_button)
         self.call_button = QPushButton("Call")
         self.call_button.setObjectName("DMCallButton")
@@ -84,6 +102,13 @@ class DMView(QWidget):
         self.call_button.clicked.connect(self._request_call)
         header.addWidget(self.call_button)
         layout.addLayout(header)
+        self.members_label = QLabel("")
+        self.members_label.setObjectName("GroupMembers")
+        self.members_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.members_label.setWordWrap(True)
+        self.members_label.setContentsMargins(10, 0, 10, 0)
+        self.members_label.setAccessibleName("Group members")
+        layout.addWidget(self.members_label)
 
         self.banner = QLabel(f"🔒 {BANNER}")
         self.banner.setObjectName("E2EEBanner")
@@ -114,7 +139,7 @@ class DMView(QWidget):
         self.key_notice.setWordWrap(True)
         bar.addWidget(self.key_notice, 1)
         self.verify_again_button = QPushButton("Compare safety numbers…")
-        self.verify_again_button.clicked.connect(self.open_verify_dialog)
+        self.verify_again_button.clicked.connect(lambda: self.open_verify_dialog())
         bar.addWidget(self.verify_again_button)
         self.acknowledge_button = QPushButton("Acknowledge")
         self.acknowledge_button.clicked.connect(self.acknowledge)
@@ -158,21 +183,33 @@ class DMView(QWidget):
         self.status.setText("")
         if channel_id is not None:
             self._session.mark_dm_read(channel_id)
+            self._session.load_dm_history(channel_id)
         self.refresh()
         self._update_state()
+
+    def _channel(self) -> DMChannel | None:
+        return self._session.dm_channel(self.channel_id) if self.channel_id else None
+
+    def is_group(self) -> bool:
+        channel = self._channel()
+        return channel is not None and channel.is_group
 
     def _peer(self) -> Any:
         channel = self._session.dm_channel(self.channel_id) if self.channel_id else None
         return channel.peer if channel else None
 
     def _name_of(self, user_id: int) -> str:
-        peer = self._peer()
-        if peer is not None and peer.id == user_id:
-            return str(peer.global_name or peer.username)
-        channel = self._session.dm_channel(self.channel_id) if self.channel_id else None
-        me = channel.account.user if channel else None
-        if me is not None and me.id == user_id:
-            return str(me.global_name or me.username)
+        channel = self._channel()
+        if channel is None:
+            return str(user_id)
+        me = channel.account.user
+        for user in [*channel.members, *([me] if me else [])]:
+            if user.id == user_id:
+                return str(user.global_name or user.username)
+        # Someone who left the group: the name the membership lines recorded.
+        for entry in reversed(self._session.dm_history(channel.channel_id)):
+            if entry.get("user_id") == str(user_id) and entry.get("user_name"):
+                return str(entry["user_name"])
         return str(user_id)
 
     # History ----------------------------------------------------------------------------
@@ -193,10 +230,11 @@ class DMView(QWidget):
             label.deleteLater()
         self._row_labels = []
         if not shown:
+            who = "the members of this group" if self.is_group() else "the two of you"
             text = (
                 f"Nothing in this conversation matches “{html.escape(query)}”."
                 if query.strip()
-                else "No messages yet. Say hello — only the two of you can read it."
+                else f"No messages yet. Say hello — only {who} can read it."
                 if self.channel_id
                 else ""
             )
@@ -219,9 +257,12 @@ class DMView(QWidget):
                 )
             label.setObjectName(f"DMRow_{kind}")
             label.setProperty("dmKind", kind)
-            if kind in ("undecryptable", "key_change"):
+            unverified = kind in ("member_added", "member_removed") and not (
+                shown and shown[number].get("verified")
+            )
+            if kind in ("undecryptable", "key_change") or unverified:
                 label.setStyleSheet("QLabel { color: #d83c3e; padding: 4px 0; }")
-            elif kind in ("key_change_acknowledged", "empty"):
+            elif kind in ("key_change_acknowledged", "empty", "member_added", "member_removed"):
                 label.setStyleSheet("QLabel { color: gray; padding: 4px 0; }")
             self._rows_layout.insertWidget(self._rows_layout.count() - 1, label)
             self._row_labels.append(label)
@@ -260,6 +301,8 @@ class DMView(QWidget):
                     " safety number or acknowledge the change."
                 )
             return text
+        if kind in ("member_added", "member_removed"):
+            return self._membership_html(entry, when)
         if kind == "key_change_acknowledged":
             name = html.escape(self._name_of(int(entry.get("user_id") or 0)))
             return (
@@ -267,6 +310,31 @@ class DMView(QWidget):
                 f" {name} is no longer verified."
             )
         return html.escape(str(entry))
+
+    def _membership_html(self, entry: dict[str, Any], when: str) -> str:
+        """ "bob added carol", "bob removed carol", "carol left the group"; a change whose
+        signed statement did not verify says so (an add then adds nobody)."""
+        channel = self._channel()
+        me = channel.account.user.id if channel and channel.account.user else None
+
+        def name(id_key: str, name_key: str) -> str:
+            if str(me) == entry.get(id_key):
+                return "you"
+            return str(entry.get(name_key) or entry.get(id_key))
+
+        actor, user = name("actor_id", "actor_name"), name("user_id", "user_name")
+        if entry.get("actor_id") == entry.get("user_id") and entry["type"] == "member_removed":
+            line = f"{actor} left the group"
+        else:
+            verb = "added" if entry["type"] == "member_added" else "removed"
+            line = f"{actor} {verb} {user}"
+        line = line[:1].upper() + line[1:]
+        text = f"{html.escape(line)} <span style='color:gray'>{when}</span>"
+        if not entry.get("verified"):
+            text = f"⚠ {text} — the change was not signed by a member's known key" + (
+                "; nothing is encrypted to them." if entry["type"] == "member_added" else "."
+            )
+        return text
 
     def activate_link(self, entry: dict[str, Any], href: str) -> None:
         """A click on a spoiler reveals that message's spoilers; a code block's Copy puts
@@ -301,32 +369,134 @@ class DMView(QWidget):
         return self.channel_id is not None and self._session.dm_send_blocked(self.channel_id)
 
     def _update_state(self) -> None:
+        channel = self._channel()
+        has_channel = channel is not None
+        group = channel is not None and channel.is_group
         peer = self._peer()
-        has_channel = peer is not None
         self.setEnabled(True)
-        name = str(peer.global_name or peer.username) if peer else ""
-        verified = has_channel and self._session.is_verified(peer.id)
+        name = channel.title if channel is not None else ""
+        verified = has_channel and not group and self._session.is_verified(peer.id)
         self.title.setText((f"🔒 {name}" + (" ✓" if verified else "")) if name else "")
-        self.title.setToolTip("Verified" if verified else "Not verified")
+        self.title.setToolTip(
+            "End-to-end encrypted group" if group else "Verified" if verified else "Not verified"
+        )
+        self.verify_button.setVisible(not group)
         self.verify_button.setText("Verified ✓" if verified else "Verify…")
         self.verify_button.setEnabled(has_channel)
+        self.call_button.setVisible(not group)
         self.call_button.setEnabled(has_channel)
-        blocked = self.blocked()
+        self.members_button.setVisible(group)
+        self.members_label.setVisible(group)
+        if channel is not None and group:
+            self.members_label.setText(self.member_summary())
+        left = channel is not None and channel.left
+        blocked_users = self._session.blocked_members(self.channel_id) if self.channel_id else []
+        blocked = bool(blocked_users)
         self.key_bar.setVisible(blocked)
         if blocked:
+            names = ", ".join(str(u.global_name or u.username) for u in blocked_users)
             explanation = (
-                f"{name}'s safety number changed since you verified it. Sending is paused"
+                f"{names}'s safety number changed since you verified it. Sending is paused"
                 " until you compare the new number or acknowledge the change."
             )
             self.key_notice.setText(f"🔑 {explanation}")
             self.editor.setPlaceholderText(explanation)
+            self.verify_again_button.setVisible(len(blocked_users) == 1)
+        elif left:
+            self.editor.setPlaceholderText("You are no longer in this group.")
         else:
             self.editor.setPlaceholderText(
-                f"Encrypted message to {name}" if has_channel else "Open a conversation"
+                ("Encrypted message to the group" if group else f"Encrypted message to {name}")
+                if has_channel
+                else "Open a conversation"
             )
-        can_send = has_channel and not blocked and not self._sending
-        self.editor.setEnabled(has_channel and not blocked)
-        self.send_button.setEnabled(can_send)
+        can_type = has_channel and not blocked and not left
+        self.editor.setEnabled(can_type)
+        self.send_button.setEnabled(can_type and not self._sending)
+
+    def member_summary(self) -> str:
+        """The group's members as the header lists them: you first, then by name, the
+        owner marked, a ✓ for those you verified (⚠ if their number changed since)."""
+        channel = self._channel()
+        if channel is None:
+            return ""
+        blocked = {u.id for u in self._session.blocked_members(channel.channel_id)}
+
+        def label(user_id: int, name: str) -> str:
+            marks = " (owner)" if user_id == channel.owner_id else ""
+            if user_id in blocked:
+                marks += " ⚠"
+            elif self._session.is_verified(user_id, channel.account):
+                marks += " ✓"
+            return name + marks
+
+        people = sorted(channel.members, key=lambda u: (u.global_name or u.username).casefold())
+        parts = [label(u.id, str(u.global_name or u.username)) for u in people]
+        me = channel.account.user
+        if me is not None and not channel.left:
+            parts.insert(0, label(me.id, "You"))
+        return f"{len(parts)} members: " + ", ".join(parts)
+
+    def _fill_members_menu(self) -> None:
+        self.members_menu(self.members_button.menu())
+
+    def members_menu(self, menu: QMenu | None = None) -> QMenu:
+        """Each member (verify; remove, for the owner), then "Add people…" and "Leave"."""
+        menu = menu if menu is not None else QMenu(self)
+        menu.clear()
+        channel = self._channel()
+        if channel is None or not channel.is_group:
+            return menu
+        me = channel.account.user.id if channel.account.user else None
+        owner = channel.owner_id == me and not channel.left
+        for user in sorted(channel.members, key=lambda u: (u.global_name or u.username).casefold()):
+            name = str(user.global_name or user.username)
+            sub = menu.addMenu(name)
+            sub.addAction(f"Verify {name}…").triggered.connect(
+                lambda _=False, u=user.id, n=name: self.open_verify_dialog(u, n)
+            )
+            if owner:
+                sub.addAction(f"Remove {name} from the group").triggered.connect(
+                    lambda _=False, u=user.id: self.remove_member(u)
+                )
+        menu.addSeparator()
+        add = menu.addAction("Add people…")
+        add.setEnabled(not channel.left and len(channel.members) < 9)
+        add.triggered.connect(self.open_add_people)
+        leave = menu.addAction("Leave group")
+        leave.setEnabled(not channel.left and me is not None)
+        leave.triggered.connect(lambda: self.remove_member(me) if me is not None else None)
+        return menu
+
+    def open_add_people(self) -> PeoplePicker | None:
+        channel = self._channel()
+        if channel is None or not channel.is_group:
+            return None
+        picker = add_people_dialog(
+            self._session, channel.account, [u.id for u in channel.members], self
+        )
+        channel_id = channel.channel_id
+        picker.accepted.connect(lambda: self.add_members_from(channel_id, picker))
+        self._picker = picker
+        picker.open()
+        return picker
+
+    def add_members_from(self, channel_id: int, picker: PeoplePicker) -> None:
+        chosen = picker.chosen()
+        if chosen is None:
+            return
+        for user_id in chosen[1]:
+            self._session.add_group_member(channel_id, user_id, on_error=self._member_failed)
+
+    def remove_member(self, user_id: int) -> None:
+        """Remove someone (the owner may), or leave when ``user_id`` is your own."""
+        if self.channel_id is not None:
+            self._session.remove_group_member(
+                self.channel_id, user_id, on_error=self._member_failed
+            )
+
+    def _member_failed(self, exc: Exception) -> None:
+        self.status.setText(f"Membership not changed: {describe_error(exc)}")
 
     def _request_call(self) -> None:
         if self.channel_id is not None:
@@ -338,18 +508,21 @@ class DMView(QWidget):
             self._update_state()
             self.refresh()
 
-    def open_verify_dialog(self) -> VerifyDialog | None:
-        peer = self._peer()
-        if peer is None:
+    def open_verify_dialog(
+        self, user_id: int | None = None, name: str | None = None
+    ) -> VerifyDialog | None:
+        """Compare safety numbers with the DM's contact, or with ``user_id`` (a group
+        member; the only one whose number changed when the key bar asks)."""
+        channel = self._channel()
+        if channel is None:
             return None
-        self.verify_requested.emit(peer.id)
-        channel = self._session.dm_channel(self.channel_id) if self.channel_id else None
+        if user_id is None:
+            blocked = self._session.blocked_members(channel.channel_id)
+            person = blocked[0] if channel.is_group and blocked else channel.peer
+            user_id, name = person.id, str(person.global_name or person.username)
+        self.verify_requested.emit(user_id)
         dialog = VerifyDialog(
-            self._session,
-            peer.id,
-            channel.account if channel else None,
-            str(peer.global_name or peer.username),
-            self,
+            self._session, user_id, channel.account, name or self._name_of(user_id), self
         )
         dialog.finished.connect(lambda _result: self._update_state())
         self._dialog = dialog

@@ -96,6 +96,12 @@ class MainWindow(QMainWindow):
         self.community_button.setMenu(self._community_menu())
         self.channel_name = _plain(name="ChannelName")
         self.channel_name.setAccessibleName("Channel name")
+        self.channel_e2ee = _plain("🔒 End-to-end encrypted", "ChannelE2EE")
+        self.channel_e2ee.setToolTip(
+            "Messages here are encrypted on members' devices; the relay, its bots and its"
+            " search cannot read them."
+        )
+        self.channel_e2ee.hide()
         self.channel_topic = _plain(name="ChannelTopic")
         self.channel_topic.setAccessibleName("Channel topic")
         self.bell = QToolButton(self)
@@ -153,6 +159,7 @@ class MainWindow(QMainWindow):
         header = QHBoxLayout()
         header.setContentsMargins(12, 6, 12, 6)
         header.addWidget(self.channel_name)
+        header.addWidget(self.channel_e2ee)
         header.addWidget(self.channel_topic, 1)
         header.addWidget(self.bell)
         header.addWidget(self.members_toggle)
@@ -338,6 +345,8 @@ class MainWindow(QMainWindow):
         channel = self.session.channel(self.channel_id) if self.channel_id else None
         self.channel_name.setText(f"# {channel.name}" if channel and channel.name else "")
         self.channel_topic.setText(channel.topic or "" if channel else "")
+        encrypted = channel is not None and self.session.channel_encrypted(channel.id)
+        self.channel_e2ee.setVisible(encrypted)
         self.bell.setEnabled(channel is not None)
 
     def _fill_bell_menu(self) -> None:
