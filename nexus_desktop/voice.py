@@ -255,6 +255,8 @@ class VoiceController(QObject):
         if channel_id is None:
             return ""
         dm = self._session.dm_channel(channel_id)
+        if dm is not None and dm.is_group:
+            return f"Call with {dm.title}"
         if dm is not None:
             return f"Call with {dm.peer.global_name or dm.peer.username}"
         channel = self._session.channel(channel_id)

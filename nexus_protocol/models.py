@@ -25,7 +25,7 @@ PermissionBits = Annotated[
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, defer_build=True)
 
     def wire(self) -> dict[str, Any]:
         """The JSON-ready form sent on the wire."""
@@ -118,6 +118,7 @@ class Channel(Model):
     last_message_id: Snowflake | None = None
     permission_overwrites: list[PermissionOverwrite] = []
     flags: int = 0
+    e2ee: bool = False  # Nexus: end-to-end encrypted (one way; see docs/e2ee.md)
 
 
 class Member(Model):

@@ -383,7 +383,7 @@ class DMView(QWidget):
         self.verify_button.setVisible(not group)
         self.verify_button.setText("Verified ✓" if verified else "Verify…")
         self.verify_button.setEnabled(has_channel)
-        self.call_button.setVisible(not group)
+        self.call_button.setVisible(True)  # group calls go through the relay, encrypted
         self.call_button.setEnabled(has_channel)
         self.members_button.setVisible(group)
         self.members_label.setVisible(group)
