@@ -32,7 +32,7 @@ from nexus_protocol.voice import (
     VoiceStateUpdateBody,
 )
 
-from ..errors import BadRequest, MissingPermissions, unknown
+from ..errors import ApiError, BadRequest, MissingPermissions, unknown
 from ..events import Event
 from ..store import guilds as guild_store
 from ..store import users as user_store
@@ -263,7 +263,7 @@ class VoiceService:
             channel, _, granted = await self._channels.check_channel(
                 principal, channel_id, Permissions.VIEW_CHANNEL
             )
-        except Exception:
+        except ApiError:  # unseen channels do not exist to them, as everywhere
             raise VoiceRefused(VoiceErrorCode.UNKNOWN_CHANNEL, "Unknown channel.") from None
         if channel.type not in VOICE_CHANNEL_TYPES:
             raise VoiceRefused(VoiceErrorCode.NOT_VOICE_CHANNEL, "That is not a voice channel.")
