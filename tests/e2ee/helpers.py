@@ -1,14 +1,43 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import LargeBinary, String, Text, inspect, select, text
 
+from nexus_client import Client
 from nexus_client.e2ee import E2EEDevice, PeerBundle
 from nexus_protocol.e2ee import b64encode
 from nexus_server.store.database import nullpool_engine
 from tests.relay.harness import RunningRelay
+
+PASSWORD = "correct horse battery"
+
+
+async def online_client(relay: RunningRelay, store: Any, name: str, register: bool) -> Client:
+    """A client of ``name`` with its own encrypted store, registered or logged in, started."""
+    client = Client(relay.settings.base_url, store=store)
+    if register:
+        await client.register(name, PASSWORD)
+    else:
+        await client.login(name, PASSWORD)
+    await client.start()
+    return client
+
+
+async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def user_id(client: Client) -> int:
+    assert client.user is not None
+    return client.user.id
+
 
 _handed_out: set[bytes] = set()
 

@@ -14,33 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from nexus_client import Client, DMMessage, InvalidInput, NotFound, UndecryptableMessage
 from nexus_protocol.e2ee import b64decode, b64encode, encode_curve_key
+from tests.e2ee.helpers import online_client, user_id, wait_until
 from tests.relay.harness import RunningRelay
 
 PASSWORD = "correct horse battery"
 EIGHT_DAYS = 8 * 24 * 3600
-
-
-async def _client(relay: RunningRelay, store: Any, name: str, register: bool) -> Client:
-    client = Client(relay.settings.base_url, store=store)
-    if register:
-        await client.register(name, PASSWORD)
-    else:
-        await client.login(name, PASSWORD)
-    await client.start()
-    return client
-
-
-async def _wait(predicate: Any, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
-
-
-def _uid(client: Client) -> int:
-    assert client.user is not None
-    return client.user.id
 
 
 def _device_id(client: Client) -> str:
@@ -72,7 +50,7 @@ class Events:
 
     async def wait_for(self, expected: list[tuple[str, int, str]]) -> None:
         """Handlers run as tasks: wait for these events, then check nothing else came."""
-        await _wait(lambda: len(self.seen) >= len(expected))
+        await wait_until(lambda: len(self.seen) >= len(expected))
         await asyncio.sleep(0.05)
         assert self.seen == expected
         self.seen.clear()
@@ -99,9 +77,9 @@ async def _share_a_guild(owner: Client, *others: Client) -> None:
 
 
 async def test_new_changed_and_removed_devices(relay: RunningRelay, make_store: Any) -> None:
-    alice1 = await _client(relay, make_store("alice1"), "alice_dev", True)
-    bob = await _client(relay, make_store("bob"), "bob_dev", True)
-    alice2 = await _client(relay, make_store("alice2"), "alice_dev", False)
+    alice1 = await online_client(relay, make_store("alice1"), "alice_dev", True)
+    bob = await online_client(relay, make_store("bob"), "bob_dev", True)
+    alice2 = await online_client(relay, make_store("alice2"), "alice_dev", False)
     clients = [alice1, bob, alice2]
     try:
         await _share_a_guild(alice1, bob)
@@ -109,20 +87,20 @@ async def test_new_changed_and_removed_devices(relay: RunningRelay, make_store: 
         await bob.e2ee_setup(device_name="desktop")
         events = Events(bob)
         laptop_inbox, phone_inbox = Events(alice1), Events(alice2)
-        dm = await bob.open_dm(_uid(alice1))
+        dm = await bob.open_dm(user_id(alice1))
         await asyncio.sleep(0.05)
         assert events.seen == []  # first contact is not a change
-        before = bob.safety_number(_uid(alice1))
+        before = bob.safety_number(user_id(alice1))
 
         # -- alice adds a device: bob learns of it on his next send ---------------------
         await alice2.e2ee_setup(device_name="phone")
         phone = _device_id(alice2)
         await bob.send_dm(dm, "to both of alice's devices")
         await events.wait_for(
-            [("device_added", _uid(alice1), phone), ("identity_changed", _uid(alice1), phone)]
+            [("device_added", user_id(alice1), phone), ("identity_changed", user_id(alice1), phone)]
         )
-        assert bob.safety_number(_uid(alice1)) != before
-        await _wait(lambda: "to both of alice's devices" in phone_inbox.texts())
+        assert bob.safety_number(user_id(alice1)) != before
+        await wait_until(lambda: "to both of alice's devices" in phone_inbox.texts())
 
         # -- the relay's endpoint: own devices only -------------------------------------
         listed = await alice1.fetch_devices()
@@ -138,32 +116,34 @@ async def test_new_changed_and_removed_devices(relay: RunningRelay, make_store: 
 
         # -- alice removes the phone from her laptop --------------------------------------
         await alice1.remove_device(phone)
-        assert [d.device_id for d in await bob.fetch_devices(_uid(alice1))] == [_device_id(alice1)]
+        assert [d.device_id for d in await bob.fetch_devices(user_id(alice1))] == [
+            _device_id(alice1)
+        ]
         with pytest.raises(NotFound):  # nobody can start a session with it any more
-            await bob.http.request("POST", f"/users/{_uid(alice1)}/devices/{phone}/bundle")
+            await bob.http.request("POST", f"/users/{user_id(alice1)}/devices/{phone}/bundle")
         sent = await bob.send_dm(dm, "only the laptop now")
-        await events.wait_for([("device_removed", _uid(alice1), phone)])
-        assert bob.safety_number(_uid(alice1)) == before
-        assert bob.store is not None and phone not in bob.store.e2ee.peer_keys(_uid(alice1))
+        await events.wait_for([("device_removed", user_id(alice1), phone)])
+        assert bob.safety_number(user_id(alice1)) == before
+        assert bob.store is not None and phone not in bob.store.e2ee.peer_keys(user_id(alice1))
         history = await bob.http.request(
             "GET", f"/channels/{dm}/messages", params={"device_id": _device_id(bob)}
         )
         assert int(history[0]["id"]) == sent
-        await _wait(lambda: "only the laptop now" in laptop_inbox.texts())
+        await wait_until(lambda: "only the laptop now" in laptop_inbox.texts())
 
         # -- the same device id comes back with another key: a changed key ---------------
         await alice2.http.request("PUT", f"/users/@me/devices/{phone}/keys", json=_keys())
         assert bob.dms is not None
-        await bob.dms.refresh_devices(_uid(alice1))
+        await bob.dms.refresh_devices(user_id(alice1))
         await events.wait_for(
-            [("device_added", _uid(alice1), phone), ("identity_changed", _uid(alice1), phone)]
+            [("device_added", user_id(alice1), phone), ("identity_changed", user_id(alice1), phone)]
         )
-        first_key = bob.store.e2ee.peer_keys(_uid(alice1))[phone]
+        first_key = bob.store.e2ee.peer_keys(user_id(alice1))[phone]
         await alice2.http.request("DELETE", f"/users/@me/devices/{phone}")
         await alice2.http.request("PUT", f"/users/@me/devices/{phone}/keys", json=_keys())
-        await bob.dms.refresh_devices(_uid(alice1))
-        await events.wait_for([("identity_changed", _uid(alice1), phone)])  # not "added"
-        assert bob.store.e2ee.peer_keys(_uid(alice1))[phone] != first_key
+        await bob.dms.refresh_devices(user_id(alice1))
+        await events.wait_for([("identity_changed", user_id(alice1), phone)])  # not "added"
+        assert bob.store.e2ee.peer_keys(user_id(alice1))[phone] != first_key
 
         # -- a device removes itself: its keys go here too; setup makes a new device ------
         old_laptop = _device_id(alice1)
@@ -189,7 +169,7 @@ def _age_signed_prekey(client: Client, seconds: int) -> None:
 
 async def _bundle_key(claimer: Client, owner: Client) -> str:
     bundle = await claimer.http.request(
-        "POST", f"/users/{_uid(owner)}/devices/{_device_id(owner)}/bundle"
+        "POST", f"/users/{user_id(owner)}/devices/{_device_id(owner)}/bundle"
     )
     identity = Ed25519PublicKey.from_public_bytes(b64decode(bundle["identity_key"]))
     identity.verify(
@@ -200,9 +180,9 @@ async def _bundle_key(claimer: Client, owner: Client) -> str:
 
 
 async def test_signed_prekey_rotation(relay: RunningRelay, make_store: Any) -> None:
-    alice = await _client(relay, make_store("alice"), "alice_spk", True)
-    bob = await _client(relay, make_store("bob"), "bob_spk", True)
-    carol = await _client(relay, make_store("carol"), "carol_spk", True)
+    alice = await online_client(relay, make_store("alice"), "alice_spk", True)
+    bob = await online_client(relay, make_store("bob"), "bob_spk", True)
+    carol = await online_client(relay, make_store("carol"), "carol_spk", True)
     clients = [alice, bob, carol]
     try:
         await _share_a_guild(alice, bob, carol)
@@ -215,9 +195,9 @@ async def test_signed_prekey_rotation(relay: RunningRelay, make_store: Any) -> N
         dms = {}
         for sender in (bob, carol):
             assert sender.dms is not None and alice.dms is not None and alice.dms.device
-            dms[id(sender)] = await sender.open_dm(_uid(alice))
+            dms[id(sender)] = await sender.open_dm(user_id(alice))
             await sender.dms.ensure_session(
-                _uid(alice), _device_id(alice), alice.dms.device.identity_key
+                user_id(alice), _device_id(alice), alice.dms.device.identity_key
             )
 
         await alice.e2ee_setup()  # not a week old yet: kept
@@ -228,14 +208,14 @@ async def test_signed_prekey_rotation(relay: RunningRelay, make_store: Any) -> N
         assert second != first  # rotated, uploaded, and its signature verifies
 
         await bob.send_dm(dms[id(bob)], "built on the previous signed prekey")
-        await _wait(lambda: "built on the previous signed prekey" in inbox.texts())
+        await wait_until(lambda: "built on the previous signed prekey" in inbox.texts())
 
         # A second rotation drops the first key: what was built on it no longer decrypts.
         _age_signed_prekey(alice, EIGHT_DAYS)
         await alice.e2ee_setup()
         assert await _bundle_key(bob, alice) not in (first, second)
         await carol.send_dm(dms[id(carol)], "built on a key two rotations old")
-        await _wait(lambda: bool(inbox.failed))
+        await wait_until(lambda: bool(inbox.failed))
         assert inbox.failed[0].reason == "unknown_prekey"
         assert "built on a key two rotations old" not in inbox.texts()
 

@@ -3,11 +3,10 @@ alice on two, bob on one. Afterwards no plaintext is anywhere in the relay's sto
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from nexus_client import Client, DMMessage
-from tests.e2ee.helpers import assert_relay_holds_none_of
+from tests.e2ee.helpers import assert_relay_holds_none_of, online_client, wait_until
 from tests.relay.harness import RunningRelay
 
 PLAINTEXTS = [
@@ -17,16 +16,6 @@ PLAINTEXTS = [
     "a fourth line with unicode: ünïcødé ✓",
     "final words from bob",
 ]
-
-
-async def _client(relay: RunningRelay, store: Any, name: str, register: bool) -> Client:
-    client = Client(relay.settings.base_url, store=store)
-    if register:
-        await client.register(name, "correct horse battery")
-    else:
-        await client.login(name, "correct horse battery")
-    await client.start()
-    return client
 
 
 def _collect(client: Client) -> list[DMMessage]:
@@ -39,20 +28,12 @@ def _collect(client: Client) -> list[DMMessage]:
     return got
 
 
-async def _wait(predicate: Any, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
-
-
 async def test_three_device_conversation_and_no_plaintext_on_the_relay(
     relay: RunningRelay, make_store: Any
 ) -> None:
-    alice1 = await _client(relay, make_store("alice1"), "alice_e2e", True)
-    bob = await _client(relay, make_store("bob"), "bob_e2e", True)
-    alice2 = await _client(relay, make_store("alice2"), "alice_e2e", False)
+    alice1 = await online_client(relay, make_store("alice1"), "alice_e2e", True)
+    bob = await online_client(relay, make_store("bob"), "bob_e2e", True)
+    alice2 = await online_client(relay, make_store("alice2"), "alice_e2e", False)
     clients = [alice1, alice2, bob]
     try:
         guild = await alice1.create_guild("home")
@@ -72,7 +53,7 @@ async def test_three_device_conversation_and_no_plaintext_on_the_relay(
             await sender.send_dm(dm, line)
             for client in clients:
                 if client is not sender:
-                    await _wait(
+                    await wait_until(
                         lambda c=client, n=index: any(m.text == PLAINTEXTS[n] for m in got[id(c)])
                     )
         for client in clients:

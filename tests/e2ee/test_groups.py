@@ -12,7 +12,7 @@ import pytest
 from nexus_client import BadRequest, Client, Forbidden, GroupMessage, UndecryptableMessage
 from nexus_client.e2ee import ROTATE_AFTER
 from nexus_protocol.e2ee import MembershipOp, b64encode
-from tests.e2ee.helpers import assert_relay_holds_none_of
+from tests.e2ee.helpers import assert_relay_holds_none_of, online_client, user_id, wait_until
 from tests.relay.harness import RunningRelay
 
 PASSWORD = "correct horse battery"
@@ -52,29 +52,6 @@ class Inbox:
         return [m.text for m in self.messages]
 
 
-async def _client(relay: RunningRelay, store: Any, name: str, register: bool) -> Client:
-    client = Client(relay.settings.base_url, store=store)
-    if register:
-        await client.register(name, PASSWORD)
-    else:
-        await client.login(name, PASSWORD)
-    await client.start()
-    return client
-
-
-async def _wait(predicate: Any, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
-
-
-def _uid(client: Client) -> int:
-    assert client.user is not None
-    return client.user.id
-
-
 def _outbound_id(client: Client, channel_id: int) -> str:
     assert client.groups is not None
     out = client.groups.sessions().outbound(channel_id)
@@ -83,11 +60,11 @@ def _outbound_id(client: Client, channel_id: int) -> str:
 
 
 async def test_group_dm_and_encrypted_channel(relay: RunningRelay, make_store: Any) -> None:
-    alice1 = await _client(relay, make_store("alice1"), "alice_grp", True)
-    bob = await _client(relay, make_store("bob"), "bob_grp", True)
-    carol = await _client(relay, make_store("carol"), "carol_grp", True)
-    dave = await _client(relay, make_store("dave"), "dave_grp", True)
-    alice2 = await _client(relay, make_store("alice2"), "alice_grp", False)
+    alice1 = await online_client(relay, make_store("alice1"), "alice_grp", True)
+    bob = await online_client(relay, make_store("bob"), "bob_grp", True)
+    carol = await online_client(relay, make_store("carol"), "carol_grp", True)
+    dave = await online_client(relay, make_store("dave"), "dave_grp", True)
+    alice2 = await online_client(relay, make_store("alice2"), "alice_grp", False)
     clients = [alice1, alice2, bob, carol, dave]
     try:
         guild = await alice1.create_guild("groups")
@@ -100,17 +77,17 @@ async def test_group_dm_and_encrypted_channel(relay: RunningRelay, make_store: A
         inbox = {id(c): Inbox(c) for c in clients}
 
         # -- a group DM of alice (two devices), bob and carol -------------------------------
-        gdm = await alice1.create_group_dm([_uid(bob), _uid(carol)])
+        gdm = await alice1.create_group_dm([user_id(bob), user_id(carol)])
         listed = await bob.http.request("GET", f"/channels/{gdm}")
         assert listed["type"] == 3 and listed["e2ee"] is True
-        assert listed["owner_id"] == str(_uid(alice1))
+        assert listed["owner_id"] == str(user_id(alice1))
         members = [alice1, alice2, bob, carol]
         senders = [alice1, bob, carol, alice2]
         for index, sender in enumerate(senders):
             await sender.send_group(gdm, GROUP[index])
             for client in members:
                 if client is not sender:
-                    await _wait(lambda c=client, n=index: GROUP[n] in inbox[id(c)].texts())
+                    await wait_until(lambda c=client, n=index: GROUP[n] in inbox[id(c)].texts())
         for client in members:
             expected = [GROUP[n] for n, s in enumerate(senders) if s is not client]
             assert inbox[id(client)].texts() == expected
@@ -118,7 +95,7 @@ async def test_group_dm_and_encrypted_channel(relay: RunningRelay, make_store: A
 
         # -- dave joins (added by bob, a signed change): earlier messages stay closed -----
         before_join = _outbound_id(alice1, gdm)
-        await bob.add_group_recipient(gdm, _uid(dave))
+        await bob.add_group_recipient(gdm, user_id(dave))
         assert dave.groups is not None and dave.dms is not None and dave.dms.device is not None
         history = await dave.http.request(
             "GET", f"/channels/{gdm}/messages", params={"device_id": dave.dms.device.device_id}
@@ -130,38 +107,38 @@ async def test_group_dm_and_encrypted_channel(relay: RunningRelay, make_store: A
             assert result.reason == "unknown_session"
         assert bob.groups is not None
         with pytest.raises(Forbidden):  # only the owner removes others
-            await bob.remove_group_recipient(gdm, _uid(dave))
-        forged = bob.groups._signed(MembershipOp.REMOVE, gdm, [_uid(bob)])
+            await bob.remove_group_recipient(gdm, user_id(dave))
+        forged = bob.groups._signed(MembershipOp.REMOVE, gdm, [user_id(bob)])
         forged["signature"] = b64encode(bytes(64))
         with pytest.raises(BadRequest, match="Invalid Form Body"):  # signature must verify
             await bob.http.request(
-                "DELETE", f"/channels/{gdm}/recipients/{_uid(bob)}", json={"membership": forged}
+                "DELETE", f"/channels/{gdm}/recipients/{user_id(bob)}", json={"membership": forged}
             )
         membership = await dave.groups.membership(gdm, fresh=True)
-        assert membership.members == {_uid(c) for c in (alice1, bob, carol, dave)}
+        assert membership.members == {user_id(c) for c in (alice1, bob, carol, dave)}
         assert membership.rejected == 0
         await alice1.send_group(gdm, GROUP[4])
         await dave.send_group(gdm, GROUP[5])
         assert _outbound_id(alice1, gdm) != before_join  # rotated on the membership change
         for client in (alice2, bob, carol, dave):
-            await _wait(lambda c=client: GROUP[4] in inbox[id(c)].texts())
+            await wait_until(lambda c=client: GROUP[4] in inbox[id(c)].texts())
         for client in (alice1, alice2, bob, carol):
-            await _wait(lambda c=client: GROUP[5] in inbox[id(c)].texts())
+            await wait_until(lambda c=client: GROUP[5] in inbox[id(c)].texts())
 
         # -- a replayed Megolm message is refused ----------------------------------------
-        replayed = next(d for d in inbox[id(bob)].raw if d["author"]["id"] == str(_uid(dave)))
+        replayed = next(d for d in inbox[id(bob)].raw if d["author"]["id"] == str(user_id(dave)))
         assert bob.groups is not None
         again = await bob.groups.receive(replayed)
         assert isinstance(again, UndecryptableMessage) and again.reason == "replay"
 
         # -- the owner removes carol: rotation, and carol cannot read what follows --------
         before_removal = _outbound_id(alice1, gdm)
-        await alice1.remove_group_recipient(gdm, _uid(carol))
+        await alice1.remove_group_recipient(gdm, user_id(carol))
         assert alice1.groups is not None and carol.groups is not None
         sent = await alice1.groups.send(gdm, {"kind": "text", "text": GROUP[6]})
         assert _outbound_id(alice1, gdm) != before_removal
         for client in (alice2, bob, dave):
-            await _wait(lambda c=client: GROUP[6] in inbox[id(c)].texts())
+            await wait_until(lambda c=client: GROUP[6] in inbox[id(c)].texts())
         await asyncio.sleep(0.2)
         assert GROUP[6] not in inbox[id(carol)].texts()
         stolen = await carol.groups.receive({**sent, "envelopes": []})
@@ -179,7 +156,7 @@ async def test_group_dm_and_encrypted_channel(relay: RunningRelay, make_store: A
             assert _outbound_id(alice1, gdm) == first
         await alice1.send_group(gdm, BULK[-1])
         assert _outbound_id(alice1, gdm) != first
-        await _wait(lambda: BULK[-1] in inbox[id(bob)].texts(), timeout=20)
+        await wait_until(lambda: BULK[-1] in inbox[id(bob)].texts(), timeout=20)
         bulk_bob = [m for m in inbox[id(bob)].messages if m.text.startswith("bulk")]
         assert len(bulk_bob) == len(sent_ids) + 1
         assert {m.session_id for m in bulk_bob[:-1]} == {first}
@@ -202,21 +179,21 @@ async def test_group_dm_and_encrypted_channel(relay: RunningRelay, make_store: A
             )
         assert "encrypted" in str(refused.value)
         audience = await bob.http.request("GET", f"/channels/{secret.id}/devices")
-        assert {int(d["user_id"]) for d in audience} == {_uid(c) for c in clients}
+        assert {int(d["user_id"]) for d in audience} == {user_id(c) for c in clients}
         await bob.send_group(secret.id, CHANNEL[0])
         for client in (alice1, alice2, carol, dave):
-            await _wait(lambda c=client: CHANNEL[0] in inbox[id(c)].texts())
+            await wait_until(lambda c=client: CHANNEL[0] in inbox[id(c)].texts())
         before_view = _outbound_id(bob, secret.id)
         await alice1.http.request(
             "PUT",
-            f"/channels/{secret.id}/permissions/{_uid(carol)}",
+            f"/channels/{secret.id}/permissions/{user_id(carol)}",
             json={"type": 1, "allow": "0", "deny": str(1 << 10)},
         )
         assert bob.groups is not None
         sent = await bob.groups.send(secret.id, {"kind": "text", "text": CHANNEL[1]})
         assert _outbound_id(bob, secret.id) != before_view
         for client in (alice1, alice2, dave):
-            await _wait(lambda c=client: CHANNEL[1] in inbox[id(c)].texts())
+            await wait_until(lambda c=client: CHANNEL[1] in inbox[id(c)].texts())
         stolen = await carol.groups.receive({**sent, "envelopes": []})
         assert isinstance(stolen, UndecryptableMessage) and stolen.reason == "unknown_session"
         assert CHANNEL[1] not in inbox[id(carol)].texts()

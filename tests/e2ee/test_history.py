@@ -5,39 +5,16 @@ from history, each decrypted exactly once; a forged envelope shows its reason.""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 
 from nexus_client import Client, DMMessage, GroupMessage, UndecryptableMessage
 from nexus_protocol.e2ee import b64encode
+from tests.e2ee.helpers import online_client, user_id, wait_until
 from tests.relay.harness import RunningRelay
 
 PASSWORD = "correct horse battery"
-
-
-async def _client(relay: RunningRelay, store: Any, name: str, register: bool) -> Client:
-    client = Client(relay.settings.base_url, store=store)
-    if register:
-        await client.register(name, PASSWORD)
-    else:
-        await client.login(name, PASSWORD)
-    await client.start()
-    return client
-
-
-async def _wait(predicate: Any, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
-
-
-def _uid(client: Client) -> int:
-    assert client.user is not None
-    return client.user.id
 
 
 def _texts(history: list[Any]) -> list[str]:
@@ -45,9 +22,9 @@ def _texts(history: list[Any]) -> list[str]:
 
 
 async def test_dm_channels_own_messages_and_history(relay: RunningRelay, make_store: Any) -> None:
-    alice = await _client(relay, make_store("alice"), "alice_hist", True)
-    bob = await _client(relay, make_store("bob"), "bob_hist", True)
-    carol = await _client(relay, make_store("carol"), "carol_hist", True)
+    alice = await online_client(relay, make_store("alice"), "alice_hist", True)
+    bob = await online_client(relay, make_store("bob"), "bob_hist", True)
+    carol = await online_client(relay, make_store("carol"), "carol_hist", True)
     clients = [alice, bob, carol]
     try:
         guild = await alice.create_guild("history")
@@ -58,15 +35,15 @@ async def test_dm_channels_own_messages_and_history(relay: RunningRelay, make_st
             await client.e2ee_setup(device_name="dev")
 
         # -- dm_channels: from CHANNEL_CREATE, recipients included --------------------------
-        dm = await alice.open_dm(_uid(bob))
-        gdm = await alice.create_group_dm([_uid(bob), _uid(carol)])
-        await _wait(lambda: {c.id for c in alice.dm_channels()} == {dm, gdm})
-        await _wait(lambda: {c.id for c in bob.dm_channels()} == {dm, gdm})
+        dm = await alice.open_dm(user_id(bob))
+        gdm = await alice.create_group_dm([user_id(bob), user_id(carol)])
+        await wait_until(lambda: {c.id for c in alice.dm_channels()} == {dm, gdm})
+        await wait_until(lambda: {c.id for c in bob.dm_channels()} == {dm, gdm})
         by_id = {c.id: c for c in bob.dm_channels()}
-        assert [u.id for u in by_id[dm].recipients] == [_uid(alice)]
+        assert [u.id for u in by_id[dm].recipients] == [user_id(alice)]
         assert not by_id[dm].is_group and by_id[gdm].is_group
-        assert {u.id for u in by_id[gdm].recipients} == {_uid(alice), _uid(carol)}
-        assert by_id[gdm].owner_id == _uid(alice)
+        assert {u.id for u in by_id[gdm].recipients} == {user_id(alice), user_id(carol)}
+        assert by_id[gdm].owner_id == user_id(alice)
 
         # -- a live conversation; the sender's own lines are kept too --------------------
         got: list[DMMessage | GroupMessage] = []
@@ -76,7 +53,7 @@ async def test_dm_channels_own_messages_and_history(relay: RunningRelay, make_st
         await bob.send_dm(dm, "bob: hello alice")
         await alice.edit_dm(dm, first, "alice: hello bob!")
         await alice.send_group(gdm, "alice: hello group")
-        await _wait(lambda: len(got) == 3)
+        await wait_until(lambda: len(got) == 3)
         assert [m.text for m in got] == [
             "alice: hello bob",
             "alice: hello bob!",
@@ -109,7 +86,7 @@ async def test_dm_channels_own_messages_and_history(relay: RunningRelay, make_st
         missed = ["alice: are you there?", "alice: second missed line"]
         for line in missed:
             await alice.send_dm(dm, line)
-        await alice.remove_group_recipient(gdm, _uid(carol))  # the next session is new
+        await alice.remove_group_recipient(gdm, user_id(carol))  # the next session is new
         await alice.send_group(gdm, "alice: carol is gone")  # carries bob's session key
         await alice.send_group(gdm, "alice: same session")  # needs the key above
         forged = await alice.http.request(
@@ -119,7 +96,7 @@ async def test_dm_channels_own_messages_and_history(relay: RunningRelay, make_st
                 "nonce": "forged-envelope-1",
                 "envelopes": [
                     {
-                        "user_id": str(_uid(bob)),
+                        "user_id": str(user_id(bob)),
                         "device_id": bob_device,
                         "type": "message",
                         "ciphertext": b64encode(b"\x01\x02not an envelope"),
@@ -128,12 +105,12 @@ async def test_dm_channels_own_messages_and_history(relay: RunningRelay, make_st
             },
         )
 
-        bob = await _client(relay, make_store("bob"), "bob_hist", False)
+        bob = await online_client(relay, make_store("bob"), "bob_hist", False)
         clients.append(bob)
         await bob.e2ee_setup()
-        await _wait(lambda: gdm in {c.id for c in bob.dm_channels()})  # READY lists them
+        await wait_until(lambda: gdm in {c.id for c in bob.dm_channels()})  # READY lists them
         shown = {c.id: c for c in bob.dm_channels()}[gdm]
-        assert [u.id for u in shown.recipients] == [_uid(alice)]
+        assert [u.id for u in shown.recipients] == [user_id(alice)]
         history = await bob.dm_history(dm)
         expected = [*reversed(missed), "alice: hello bob!", "bob: hello alice", "alice: hello bob"]
         assert _texts(history) == expected
