@@ -9,7 +9,7 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nexus_protocol.e2ee import b64decode, b64encode
 
@@ -17,19 +17,18 @@ from ._events import EventDispatcher
 from ._exceptions import InvalidInput
 from ._http import HTTPClient
 from .e2ee import (
-    Decrypted,
     DecryptedMessage,
     DMMessage,
-    E2EEDevice,
     E2EEError,
-    PeerBundle,
     PlaintextArchive,
     Undecryptable,
     UndecryptableMessage,
     parse_payload,
-    safety_number,
 )
 from .store import LocalStore
+
+if TYPE_CHECKING:  # the ratchet code loads when a device is first set up
+    from .e2ee import Decrypted, E2EEDevice
 
 __all__ = ["DMMessage", "Device", "DirectMessages", "UndecryptableMessage"]
 
@@ -59,6 +58,8 @@ class DirectMessages:
         self.device: E2EEDevice | None = None
 
     async def setup(self, user_id: int, device_name: str = "") -> E2EEDevice:
+        from .e2ee import E2EEDevice
+
         device = E2EEDevice.open(self._store.e2ee, user_id)
         self.device = device
         stored = self._store.e2ee.identity()
@@ -292,6 +293,8 @@ class DirectMessages:
     async def _start(self, user_id: int, device_id: str, identity_key: bytes) -> None:
         device = self._need_device()
         data = await self._http.request("POST", f"/users/{user_id}/devices/{device_id}/bundle")
+        from .e2ee import PeerBundle
+
         bundle = PeerBundle(
             identity_key=b64decode(str(data["identity_key"])),
             signed_prekey=b64decode(str(data["signed_prekey"])),
@@ -399,4 +402,6 @@ class DirectMessages:
         theirs = self._store.e2ee.peer_keys(user_id)
         if not theirs:
             raise E2EEError("no keys known for that user yet: open a DM first")
+        from .e2ee import safety_number
+
         return safety_number(device.user_id, mine.values(), user_id, theirs.values())

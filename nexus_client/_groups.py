@@ -16,7 +16,7 @@ import json
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -34,17 +34,18 @@ from ._events import EventDispatcher
 from ._exceptions import NexusError
 from ._http import HTTPClient
 from .e2ee import (
-    Decrypted,
     DecryptedMessage,
     E2EEError,
     GroupMessage,
-    GroupSessions,
     Undecryptable,
     UndecryptableMessage,
     UndecryptableReason,
     parse_payload,
 )
 from .store import LocalStore
+
+if TYPE_CHECKING:  # vodozemac loads when a group session is first needed
+    from .e2ee import Decrypted, GroupSessions
 
 __all__ = ["GroupMessage", "GroupMessages", "Membership"]
 
@@ -75,6 +76,8 @@ class GroupMessages:
     def sessions(self) -> GroupSessions:
         device = self._dms.need_device()
         if self._sessions is None or self._sessions.device_id != device.device_id:
+            from .e2ee import GroupSessions
+
             self._sessions = GroupSessions(
                 self._store.e2ee, device.user_id, device.device_id, device.identity
             )
