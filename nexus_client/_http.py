@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from ._exceptions import ConnectionLost, RateLimited, error_for_status
 
@@ -32,12 +33,10 @@ class HTTPClient:
         verify: bool | str = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url + API_PATH,
-            timeout=timeout,
-            verify=verify,
-            headers={"User-Agent": "nexus-client (https://nexus.invalid, 0.1)"},
-        )
+        self._timeout = timeout
+        self._verify = verify
+        self._headers = {"User-Agent": "nexus-client (https://nexus.invalid, 0.1)"}
+        self._client: httpx.AsyncClient | None = None
         self._max_wait = max_rate_limit_wait
         # bucket key (method + route) -> monotonic time before which it is empty
         self._blocked_until: dict[str, float] = {}
@@ -46,12 +45,30 @@ class HTTPClient:
         if token is not None:
             self.set_token(token, bot=bot)
 
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """Made at the first request: httpx and its TLS context cost ~0.1 s, which an app
+        showing its window from the cache need not pay first."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url + API_PATH,
+                timeout=self._timeout,
+                verify=self._verify,
+                headers=self._headers,
+            )
+        return self._client
+
     def set_token(self, token: str, *, bot: bool = False) -> None:
         self.token = token
-        self._http.headers["Authorization"] = f"Bot {token}" if bot else token
+        self._headers["Authorization"] = f"Bot {token}" if bot else token
+        if self._client is not None:
+            self._client.headers["Authorization"] = self._headers["Authorization"]
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     async def request(
         self,
@@ -63,6 +80,8 @@ class HTTPClient:
         bucket: str | None = None,
         reason: str | None = None,
     ) -> Any:
+        import httpx
+
         key = f"{method} {bucket or path}"
         headers = {"X-Audit-Log-Reason": reason} if reason else None
         waited = 0.0

@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import IO
 
-import httpx
-
 from nexus_client import InvalidInput, NexusError
 
 from .session import Account, AppSession
@@ -113,6 +111,8 @@ class HostedRelay:
         )
 
     async def _wait_until_up(self, timeout: float) -> None:
+        import httpx  # only when hosting: not on every start
+
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=1.0) as http:
             while True:

@@ -22,10 +22,6 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-import keyring
-import keyring.backends.fail
-import keyring.errors
-
 from .._exceptions import NoKeyAvailable, StoreError, StoreLocked
 
 KEY_BYTES = 32
@@ -90,6 +86,12 @@ def passphrase_key(
 
 def keyring_key(username: str, *, db_exists: bool) -> bytes:
     """The store's key from the OS keyring; a new random one for a new store."""
+    # Imported here: loading keyring's backends costs ~40 ms, and a store opened with a
+    # passphrase never needs them.
+    import keyring
+    import keyring.backends.fail
+    import keyring.errors
+
     try:
         backend = keyring.get_keyring()
         if isinstance(backend, keyring.backends.fail.Keyring):

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 
-import keyring
-import keyring.backends.fail
-
 from nexus_client import InvalidInput, NexusError, StoreLocked, Unauthorized
 
 from ..qt import (
@@ -31,6 +28,9 @@ _FIELD_LABELS = {"login": "Username", "username": "Username", "password": "Passw
 
 def keyring_available() -> bool:
     """Whether the OS offers a keyring to keep the local store's key in."""
+    import keyring  # its backends load only when someone logs in
+    import keyring.backends.fail
+
     try:
         return not isinstance(keyring.get_keyring(), keyring.backends.fail.Keyring)
     except Exception:  # a broken keyring backend is as good as none
