@@ -4,7 +4,6 @@ DM view and verification dialog; bob is a plain SDK client with his own store.""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,14 +15,14 @@ from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
-from nexus_client import Client, DMMessage, UndecryptableMessage
-from nexus_client.store import LocalStore
+from nexus_client import Client, UndecryptableMessage
 from nexus_desktop.e2ee_state import E2EEState
 from nexus_desktop.search import DMLog, matches
 from nexus_desktop.session import AppSession, SendBlocked
 from nexus_desktop.views.dm_list import DMList
 from nexus_desktop.views.dm_view import BANNER, DMView
 from nexus_desktop.views.verify_dialog import digit_groups, qr_matrix
+from tests.desktop.sdk_users import collect, sdk_user
 
 
 async def until(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
@@ -76,29 +75,6 @@ def test_key_change_rule_and_log_search_without_qt() -> None:
     assert len(qr_matrix("x")) >= 21
 
 
-async def _bob(relay_url: str, tmp_path: Path, name: str, register: bool) -> Client:
-    (tmp_path / "bob").mkdir(exist_ok=True)
-    store = LocalStore.open_with_key(tmp_path / "bob" / f"{name}.db", secrets.token_bytes(32))
-    client = Client(relay_url, store=store)
-    if register:
-        await client.register("bob", "correct horse battery")
-    else:
-        await client.login("bob", "correct horse battery")
-    await client.start()
-    await client.e2ee_setup(device_name=name)
-    return client
-
-
-def _collect(client: Client) -> list[DMMessage]:
-    got: list[DMMessage] = []
-
-    @client.listen("dm_message")
-    async def on_dm(message: DMMessage) -> None:
-        got.append(message)
-
-    return got
-
-
 def _dark_and_light(image: Any) -> tuple[int, int]:
     dark = light = 0
     for y in range(0, image.height(), 2):
@@ -114,8 +90,8 @@ def _dark_and_light(image: Any) -> tuple[int, int]:
 async def test_encrypted_dm_through_the_widgets(
     relay_url: str, artifacts: Path, tmp_path: Path
 ) -> None:
-    bob = await _bob(relay_url, tmp_path, "bob-desktop", register=True)
-    bob_got = _collect(bob)
+    bob = await sdk_user(relay_url, tmp_path, "bob", device="bob-desktop", register=True)
+    bob_got = collect(bob, "dm_message")
     guild = await bob.create_guild("Secrets")
     general = next(c for c in await bob.fetch_channels(guild.id) if c.type == 0)
     invite = await bob.create_invite(general.id)
@@ -216,8 +192,8 @@ async def test_encrypted_dm_through_the_widgets(
 
         # bob gets a new device (new identity key): his safety number changes. alice was
         # verified with him, so the change shows and her composer waits for her.
-        bob2 = await _bob(relay_url, tmp_path, "bob-laptop", register=False)
-        bob2_got = _collect(bob2)
+        bob2 = await sdk_user(relay_url, tmp_path, "bob", device="bob-laptop", register=False)
+        bob2_got = collect(bob2, "dm_message")
         await bob2.send_dm(dm, "bob here, from my new laptop")
         await until(lambda: any("new laptop" in t for t in view.row_texts()))
         await until(lambda: not view.key_bar.isHidden())

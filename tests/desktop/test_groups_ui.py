@@ -7,7 +7,6 @@ own stores."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,6 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QHBoxLayout, QMenu, QWidget
 
 from nexus_client import Client, GroupMessage, UndecryptableMessage
-from nexus_client.store import LocalStore
 from nexus_desktop.models.channels import EncryptedRole
 from nexus_desktop.models.dms import GroupRole
 from nexus_desktop.models.messages import Roles
@@ -30,8 +28,7 @@ from nexus_desktop.views.dm_list import DMList
 from nexus_desktop.views.dm_view import DMView
 from nexus_desktop.views.guild_page import GuildPage
 from nexus_desktop.views.main_window import MainWindow
-
-PASSWORD = "correct horse battery"
+from tests.desktop.sdk_users import PASSWORD, collect, sdk_user
 
 
 async def until(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
@@ -43,30 +40,6 @@ async def until(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
-
-
-async def sdk_user(
-    relay_url: str, tmp_path: Path, name: str, *, device: str = "", register: bool = True
-) -> Client:
-    folder = tmp_path / "sdk"
-    folder.mkdir(exist_ok=True)
-    store = LocalStore.open_with_key(folder / f"{device or name}.db", secrets.token_bytes(32))
-    client = Client(relay_url, store=store)
-    action = client.register if register else client.login
-    await action(name, PASSWORD)
-    await client.start()
-    await client.e2ee_setup(device_name=device or name)
-    return client
-
-
-def collect(client: Client) -> list[GroupMessage]:
-    got: list[GroupMessage] = []
-
-    @client.listen("group_message")
-    async def on_group(message: GroupMessage) -> None:
-        got.append(message)
-
-    return got
 
 
 def texts(got: list[GroupMessage]) -> list[str]:
@@ -125,7 +98,7 @@ async def test_group_dm_through_the_widgets(
     dave = await sdk_user(relay_url, tmp_path, "dave")
     for friend in (carol, dave):
         await friend.join(invite)
-    bob_got, carol_got, dave_got = collect(bob), collect(carol), collect(dave)
+    bob_got, carol_got, dave_got = (collect(c, "group_message") for c in (bob, carol, dave))
     bob_id, carol_id, dave_id = (c.user.id for c in (bob, carol, dave) if c.user)
 
     session = AppSession(tmp_path / "app")
@@ -238,7 +211,7 @@ async def test_verified_member_key_change_pauses_the_group(
     invite = (await bob.create_invite(general.id)).code
     carol = await sdk_user(relay_url, tmp_path, "carol")
     await carol.join(invite)
-    carol_got = collect(carol)
+    carol_got = collect(carol, "group_message")
     bob_id, carol_id = (c.user.id for c in (bob, carol) if c.user)
     bob_laptop: Client | None = None
 
@@ -311,7 +284,7 @@ async def test_encrypted_community_channel(
         invite = (await account.client.create_invite(general.id)).code
         bob = await sdk_user(relay_url, tmp_path, "bob")
         await bob.join(invite)
-        bob_got = collect(bob)
+        bob_got = collect(bob, "group_message")
         await until(lambda: session.channel(general.id) is not None)
         window = MainWindow(session)
         window.show()
