@@ -69,10 +69,31 @@ async def test_the_demo_relay_prints_an_invite_and_keeps_its_port(tmp_path: Path
         link = await relay.demo_invite()
         assert link.startswith(f"{url}/invite/")
         assert relay.demo_owner_password()
+        # Whoever opens the demo is greeted in #general, with the link to share.
+        assert await demo_messages(url, relay.demo_owner_password()) == [link]
     finally:
         relay.stop()
     again = HostedRelay(tmp_path / "hosted", demo=True)
     try:
         assert await again.start() == url  # same port: saved accounts still match
+        await again.demo_invite()
+        # The welcome is posted once, when the community is made, not on every start.
+        assert await demo_messages(url, again.demo_owner_password()) == [link]
     finally:
         again.stop()
+
+
+async def demo_messages(url: str, password: str) -> list[str]:
+    """The invite links quoted by the messages in the demo community's #general."""
+    async with Client(url) as host:
+        await host.login("nexus_host", password)
+        guild = (await host.fetch_guilds())[0]
+        channel = (await host.fetch_guild(int(guild["id"]))).system_channel_id
+        assert channel is not None
+        messages = await host.fetch_messages(channel)
+    return [
+        word
+        for message in messages
+        for word in message.content.split()
+        if word.startswith(f"{url}/invite/")
+    ]
