@@ -33,6 +33,8 @@ __all__ = ["EMOJI", "MAX_LENGTH", "TYPING_EVERY", "Composer"]
 MAX_LENGTH = 4000
 COUNTER_FROM = 3500
 MAX_LINES = 8
+# Events after which the editor's line height or padding may differ.
+_RESIZING_EVENTS = (QEvent.Type.Show, QEvent.Type.StyleChange, QEvent.Type.FontChange)
 TYPING_EVERY = 8.0
 _TRIGGER = re.compile(r"(?:^|\s)([@#:])([\w.-]{0,32})$")
 
@@ -195,6 +197,9 @@ class Composer(QWidget):
     # Keys --------------------------------------------------------------------------------
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.editor and event.type() in _RESIZING_EVENTS:
+            # A theme's padding or a new font size changes what one line needs.
+            self._fit_height()
         if (
             watched is self.editor
             and isinstance(event, QKeyEvent)
@@ -245,11 +250,21 @@ class Composer(QWidget):
     # Typing, counter, preview, suggestions -------------------------------------------------
 
     def _fit_height(self, *_: object) -> None:
-        lines = max(1, min(MAX_LINES, int(self.editor.document().size().height())))
-        frame = self.editor.frameWidth() * 2
+        written = int(self.editor.document().size().height())
+        lines = max(1, min(MAX_LINES, written))
+        # Around the text viewport: the frame and the theme's padding. Once laid out, the
+        # editor's own geometry says how much; before that, the frame is the best guess.
+        viewport = self.editor.viewport().height()
+        chrome = self.editor.height() - viewport if viewport > 0 else self.editor.frameWidth() * 2
         margins = int(self.editor.document().documentMargin() * 2)
         line_height = self.editor.fontMetrics().lineSpacing()
-        self.editor.setFixedHeight(lines * line_height + frame + margins + 4)
+        self.editor.setFixedHeight(lines * line_height + chrome + margins + 2)
+        # Only a message longer than the box scrolls; a fitting one shows no scroll bar.
+        self.editor.setVerticalScrollBarPolicy(
+            Qt.ScrollBarPolicy.ScrollBarAsNeeded
+            if written > MAX_LINES
+            else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        )
 
     def _text_changed(self) -> None:
         text = self.editor.toPlainText()
