@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -21,6 +22,22 @@ from nexus_client import InvalidInput, NexusError
 from .session import Account, AppSession
 
 STDERR_TAIL = 2000  # characters of the relay's stderr shown when it fails to start
+
+# How the relay process starts on Linux: it first asks the kernel to stop it when the
+# app's process ends (PR_SET_PDEATHSIG), then runs the relay. Without this, an app killed
+# outright (SIGKILL, a crash) would leave the relay holding its port, and the next start
+# would have to move the relay to another port, away from the saved accounts' address.
+# The argument after the code is the app's pid: if the app ended before the request
+# was made, the relay does not start at all.
+_RELAY_UNDER_PARENT = """
+import ctypes, os, runpy, signal, sys
+PR_SET_PDEATHSIG = 1
+ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+if os.getppid() != int(sys.argv.pop(1)):
+    sys.exit("nexus: the app that started this relay has already exited")
+sys.argv[0] = "nexus-server"
+runpy.run_module("nexus_server.cli", run_name="__main__", alter_sys=True)
+"""
 
 
 class RelayStartError(NexusError):
@@ -91,10 +108,13 @@ class HostedRelay:
         # would block the relay.
         self._stdout = open(self.data_dir / "relay.out", "w+b")  # noqa: SIM115
         self._stderr = open(self.data_dir / "relay.log", "w+b")  # noqa: SIM115
+        if sys.platform.startswith("linux"):
+            runner = ["-c", _RELAY_UNDER_PARENT, str(os.getpid())]
+        else:
+            runner = ["-m", "nexus_server.cli"]
         command = [
             sys.executable,
-            "-m",
-            "nexus_server.cli",
+            *runner,
             "--host",
             "127.0.0.1",
             "--port",

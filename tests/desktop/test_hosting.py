@@ -3,8 +3,12 @@ link that another person's client can use, and the relay gone after stop."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from nexus_client import Client
@@ -97,3 +101,44 @@ async def demo_messages(url: str, password: str) -> list[str]:
         for word in message.content.split()
         if word.startswith(f"{url}/invite/")
     ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+async def test_the_relay_stops_when_the_app_is_killed(tmp_path: Path) -> None:
+    # An app that hosts a relay, then is killed outright: no clean-up code runs.
+    app = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOSTING_APP, str(tmp_path / "hosted"), stdout=subprocess.PIPE
+    )
+    try:
+        assert app.stdout is not None
+        relay_pid, url = (await app.stdout.readline()).decode().split()
+        relay = psutil.Process(int(relay_pid))
+        async with Client(url) as guest:
+            await guest.register("guest", "correct horse battery")  # it serves
+        app.kill()
+        await app.wait()
+        # psutil.TimeoutExpired if the relay outlived the app.
+        await asyncio.to_thread(relay.wait, 10)
+        assert not relay.is_running()
+    finally:
+        if app.returncode is None:
+            app.kill()
+            await app.wait()
+    # The port is free again, so the next start keeps the address accounts are saved with.
+    again = HostedRelay(tmp_path / "hosted")
+    try:
+        assert await again.start() == url
+    finally:
+        again.stop()
+
+
+HOSTING_APP = """
+import asyncio, sys, time
+from pathlib import Path
+from nexus_desktop.hosting import HostedRelay
+
+relay = HostedRelay(Path(sys.argv[1]))
+url = asyncio.run(relay.start())
+print(relay.process.pid, url, flush=True)
+time.sleep(120)
+"""
