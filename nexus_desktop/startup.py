@@ -262,7 +262,7 @@ class Startup:
                 return True
         if self.args.relay and self.session.account_on(self.args.relay):
             return True
-        dialog = LoginDialog(self.session, invite=link)
+        dialog = LoginDialog(self.session, invite=link, hosted_relay=self.hosted)
         if not keyring_available() and self.passphrase:
             dialog.use_passphrase(self.passphrase)
         if await wait_for_dialog(dialog):

@@ -149,11 +149,18 @@ class HostDialog(QDialog):
         self.copy.clicked.connect(self.copy_link)
         close.clicked.connect(self.accept)
 
+    def use_passphrase(self, passphrase: str) -> None:
+        """The local-history passphrase is known already (typed at start-up)."""
+        self.passphrase.setText(passphrase)
+        self._form.setRowVisible(self.passphrase, False)
+
     def _host(self) -> None:
         if not (self.name.text().strip() and self.username.text() and self.password.text()):
             self.status.setText("Community name, username and password are all needed.")
             return
-        needs_passphrase = self._form.isRowVisible(self.passphrase)
+        if self._form.isRowVisible(self.passphrase) and not self.passphrase.text():
+            self.status.setText("Passphrase: choose one to encrypt your local history.")
+            return
         self.host.setEnabled(False)
         self.status.setText("Starting the relay…")
         self.session.run(
@@ -163,7 +170,8 @@ class HostDialog(QDialog):
                 self.name.text().strip(),
                 username=self.username.text().strip(),
                 password=self.password.text(),
-                passphrase=self.passphrase.text() if needs_passphrase else None,
+                # Typed here, or known from start-up (the row is hidden then).
+                passphrase=self.passphrase.text() or None,
             ),
             self._hosted,
             self._failed,

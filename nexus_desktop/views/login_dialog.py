@@ -5,6 +5,7 @@ encrypts the local history."""
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from nexus_client import InvalidInput, NexusError, StoreLocked, Unauthorized
 
@@ -21,6 +22,10 @@ from ..qt import (
     Signal,
 )
 from ..session import Account, AppSession, describe_error, relay_from_invite
+
+if TYPE_CHECKING:
+    from ..hosting import HostedRelay
+    from .join_dialog import HostDialog
 
 # The relay's field names → the field a person sees.
 _FIELD_LABELS = {"login": "Username", "username": "Username", "password": "Password"}
@@ -51,7 +56,12 @@ class LoginDialog(QDialog):
     signed_in = Signal(object, object)
 
     def __init__(
-        self, session: AppSession, parent: QWidget | None = None, *, invite: str = ""
+        self,
+        session: AppSession,
+        parent: QWidget | None = None,
+        *,
+        invite: str = "",
+        hosted_relay: HostedRelay | None = None,
     ) -> None:
         super().__init__(parent)
         self.session = session
@@ -59,8 +69,11 @@ class LoginDialog(QDialog):
         self.guild_id: int | None = None
         self._register = False
         self._known_passphrase: str | None = None
+        self._hosted_relay = hosted_relay
+        self.host_dialog: HostDialog | None = None
         self.setWindowTitle("Welcome to Nexus")
         self.setObjectName("LoginDialog")
+        self.setMinimumWidth(480)  # the address field shows a whole invite link
 
         self.title = plain_label("Log in to a relay", self)
         self.title.setObjectName("DialogTitle")
@@ -122,6 +135,16 @@ class LoginDialog(QDialog):
         layout.addWidget(self.progress)
         layout.addLayout(buttons)
 
+        # No relay to join yet? On the first run, hosting one's own is the other way in.
+        self.host_button: QPushButton | None = None
+        if hosted_relay is not None and not invite:
+            self.host_button = QPushButton("Host a community on this computer instead…", self)
+            self.host_button.setFlat(True)
+            self.host_button.setAccessibleName("Host a community on this computer")
+            self.host_button.clicked.connect(self.open_host_dialog)
+            layout.addWidget(plain_label("No invite link yet?", self))
+            layout.addWidget(self.host_button)
+
         self.submit.clicked.connect(self._submit)
         self.switch_mode.clicked.connect(lambda: self.set_register(not self._register))
         self.cancel.clicked.connect(self.reject)
@@ -139,6 +162,30 @@ class LoginDialog(QDialog):
         self._form.setRowVisible(self.passphrase, False)
         self._form.setRowVisible(self.passphrase_note, False)
         self._known_passphrase = passphrase
+
+    def open_host_dialog(self) -> HostDialog:
+        """ "Host a community" from here: once it is up, its owner account is the one
+        signed in, and this dialog is done when that one closes."""
+        from .join_dialog import HostDialog
+
+        assert self._hosted_relay is not None
+        dialog = HostDialog(self.session, self._hosted_relay, self)
+        if self._known_passphrase is not None:
+            dialog.use_passphrase(self._known_passphrase)
+        elif self.needs_passphrase and self.passphrase.text():
+            dialog.passphrase.setText(self.passphrase.text())
+        dialog.finished.connect(lambda _code: self._host_dialog_closed())
+        self.host_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _host_dialog_closed(self) -> None:
+        assert self._hosted_relay is not None
+        account = self.session.account_on(self._hosted_relay.url)
+        if self._hosted_relay.running and account is not None:
+            self.account = account
+            self.signed_in.emit(account, None)
+            self.accept()
 
     @property
     def needs_passphrase(self) -> bool:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QMenu
 
 from nexus_client import Client
 from nexus_desktop.app import display_problem
+from nexus_desktop.hosting import HostedRelay
 from nexus_desktop.models.messages import Roles
 from nexus_desktop.notifications import notification_settings_for
 from nexus_desktop.session import AppSession
@@ -264,3 +265,56 @@ async def test_a_saved_account_reopens_from_its_store_then_connects(
         assert restored.client.online
     finally:
         await again.close()
+
+
+async def test_a_first_run_can_host_its_own_community(tmp_path: Path) -> None:
+    """No invite yet: from the first window, host a community on this computer, get the
+    link to share, and land in the app signed in as its owner."""
+    session = AppSession(tmp_path / "app")
+    relay = HostedRelay(tmp_path / "app" / "hosted")
+    window: MainWindow | None = None
+    try:
+        dialog = LoginDialog(session, hosted_relay=relay)
+        dialog.use_passphrase("test passphrase")  # typed at start-up, as with no keyring
+        dialog.show()
+        assert dialog.host_button is not None and dialog.host_button.isVisible()
+        QTest.mouseClick(dialog.host_button, Qt.MouseButton.LeftButton)
+        host = dialog.host_dialog
+        assert host is not None and host.isVisible()
+        assert not host.passphrase.isVisible()  # not asked twice
+
+        # A missing field is named, and nothing starts.
+        QTest.keyClicks(host.name, "Night Owls")
+        QTest.mouseClick(host.host, Qt.MouseButton.LeftButton)
+        assert "password" in host.status.text()
+        assert not relay.running
+
+        QTest.keyClicks(host.username, "owl")
+        QTest.keyClicks(host.password, PASSWORD)
+        QTest.mouseClick(host.host, Qt.MouseButton.LeftButton)
+        await until(lambda: host.link.isVisible(), 30, "the community to be up")
+        link = host.link.text()
+        assert link.startswith(f"{relay.url}/invite/")
+        QTest.mouseClick(host.copy, Qt.MouseButton.LeftButton)
+        assert QApplication.clipboard().text() == link
+
+        # Closing it finishes the first run with the owner signed in.
+        host.accept()
+        await until(lambda: dialog.result() == 1, what="the first-run dialog to finish")
+        assert dialog.account is not None and dialog.account.relay_url == relay.url
+        assert [e["username"] for e in session.saved_accounts()] == ["owl"]
+
+        window = MainWindow(session, hosted_relay=relay)
+        window.show()
+        await until(lambda: "Night Owls" in window.rail.guild_names(), what="the rail")
+
+        # A friend joins with the link alone.
+        async with Client(relay.url) as friend:
+            await friend.register("friend", PASSWORD)
+            joined = await friend.join(link)
+            assert joined.guild is not None and joined.guild.name == "Night Owls"
+    finally:
+        if window is not None:
+            window.close()
+        await session.close()
+        relay.stop()
