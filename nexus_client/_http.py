@@ -79,7 +79,10 @@ class HTTPClient:
         params: dict[str, Any] | None = None,
         bucket: str | None = None,
         reason: str | None = None,
+        raw: bool = False,
     ) -> Any:
+        """The answer's JSON (None for an empty one), or with ``raw`` its bytes. ``path``
+        is under ``/api/v10`` unless it is an absolute URL (images are at the root)."""
         import httpx
 
         key = f"{method} {bucket or path}"
@@ -116,6 +119,8 @@ class HTTPClient:
                 continue
             if response.status_code >= 400:
                 raise error_for_status(response.status_code, _json_or_none(response))
+            if raw:
+                return response.content
             if response.status_code == 204 or not response.content:
                 return None
             return response.json()

@@ -7,6 +7,7 @@
     nexus-cli send CHANNEL_ID "hello"
     nexus-cli tail CHANNEL_ID
     nexus-cli history CHANNEL_ID --limit 20 --json
+    nexus-cli avatar picture.png                                    (or: avatar --remove)
 
 The relay URL and token are remembered in a file readable by you only
 (``$NEXUS_CLI_CONFIG`` or the platform config directory).
@@ -28,6 +29,7 @@ import platformdirs
 
 from nexus_protocol.gateway import Intents
 from nexus_protocol.models import Message
+from nexus_protocol.requests import image_content_type
 
 from ._client import Client
 from ._exceptions import InvalidInput, NexusError
@@ -74,6 +76,16 @@ def read_password(confirm: bool) -> str:
     return password
 
 
+def _read_image(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SystemExit(f"cannot read {path}: {exc.strerror or exc}") from None
+    if image_content_type(data) is None:
+        raise SystemExit(f"{path} is not a PNG, JPEG, GIF or WebP image")
+    return data
+
+
 def show(message: Message, as_json: bool) -> None:
     if as_json:
         print(json.dumps(message.wire(), ensure_ascii=False))
@@ -109,6 +121,10 @@ async def run(args: argparse.Namespace) -> int:
             text = args.text if args.text != "-" else sys.stdin.read()
             message = await client.post_message(args.channel, text)
             print(message.id)
+        elif args.command == "avatar":
+            picture = None if args.file is None else _read_image(args.file)
+            user = await client.set_avatar(picture)
+            print(user.avatar or "no avatar")
         elif args.command == "history":
             messages = await client.fetch_messages(args.channel, limit=args.limit)
             for message in reversed(messages):
@@ -144,6 +160,10 @@ def parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("send", help="send a message ('-' reads it from stdin)")
     sub.add_argument("channel", type=int)
     sub.add_argument("text")
+    sub = commands.add_parser("avatar", help="set your avatar from an image file, or remove it")
+    which = sub.add_mutually_exclusive_group(required=True)
+    which.add_argument("file", nargs="?", type=Path, help="a PNG, JPEG, GIF or WebP file")
+    which.add_argument("--remove", action="store_true", help="remove your avatar")
     for name in ("history", "tail"):
         sub = commands.add_parser(
             name, help="recent messages" if name == "history" else "follow a channel live"

@@ -6,7 +6,8 @@ libraries send a few Nexus does not use); a wrong field is an error naming it.
 
 from __future__ import annotations
 
-from typing import Annotated
+import base64
+from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -20,6 +21,45 @@ MAX_NONCE_LENGTH = 64
 Username = Annotated[str, StringConstraints(min_length=2, max_length=32, pattern=r"^[a-z0-9_.]+$")]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 Name100 = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+
+# Images (avatars, banners, community icons) travel as Discord does: a data URI such as
+# ``data:image/png;base64,iVBOR…`` uploads one, null removes it, and the object then
+# carries the image's hash. The relay checks the rest (size, content) and names the field.
+IMAGE_CONTENT_TYPES: Final = ("image/png", "image/jpeg", "image/gif", "image/webp")
+ImageData = Annotated[
+    str,
+    Field(
+        description="An image as data:image/png;base64,… (PNG, JPEG, GIF or WebP), the "
+        "image's current hash to keep it, or null to remove it"
+    ),
+]
+
+_IMAGE_SIGNATURES: Final = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def image_content_type(data: bytes) -> str | None:
+    """The type of an image from its first bytes, or None for anything but PNG, JPEG,
+    GIF and WebP."""
+    for signature, content_type in _IMAGE_SIGNATURES:
+        if data.startswith(signature):
+            return content_type
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def image_data_uri(data: bytes) -> str:
+    """What an avatar, banner or icon field takes: ``data:<type>;base64,<data>``.
+    Raises ValueError for bytes that are not a PNG, JPEG, GIF or WebP image."""
+    content_type = image_content_type(data)
+    if content_type is None:
+        raise ValueError("not a PNG, JPEG, GIF or WebP image")
+    return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 class Body(BaseModel):
@@ -51,8 +91,8 @@ class ChangePasswordBody(Body):
 class ModifyUserBody(Body):
     username: Username | None = None
     global_name: Annotated[str, StringConstraints(max_length=32)] | None = None
-    avatar: Annotated[str, StringConstraints(max_length=256)] | None = None
-    banner: Annotated[str, StringConstraints(max_length=256)] | None = None
+    avatar: ImageData | None = None
+    banner: ImageData | None = None
     bio: Annotated[str, StringConstraints(max_length=190)] | None = None
     pronouns: Annotated[str, StringConstraints(max_length=40)] | None = None
     accent_color: Annotated[int, Field(ge=0, le=0xFFFFFF)] | None = None
@@ -60,7 +100,7 @@ class ModifyUserBody(Body):
 
 class CreateGuildBody(Body):
     name: Annotated[str, StringConstraints(min_length=2, max_length=100, strip_whitespace=True)]
-    icon: Annotated[str, StringConstraints(max_length=256)] | None = None
+    icon: ImageData | None = None
     description: Annotated[str, StringConstraints(max_length=300)] | None = None
 
 
@@ -69,8 +109,8 @@ class ModifyGuildBody(Body):
         Annotated[str, StringConstraints(min_length=2, max_length=100, strip_whitespace=True)]
         | None
     ) = None
-    icon: Annotated[str, StringConstraints(max_length=256)] | None = None
-    banner: Annotated[str, StringConstraints(max_length=256)] | None = None
+    icon: ImageData | None = None
+    banner: ImageData | None = None
     description: Annotated[str, StringConstraints(max_length=300)] | None = None
     system_channel_id: Snowflake | None = None
     owner_id: Snowflake | None = None

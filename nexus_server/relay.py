@@ -24,6 +24,7 @@ from .services.dms import DMService
 from .services.groups import GroupService
 from .services.guilds import GuildService
 from .services.invites import InviteService
+from .services.media import MediaService
 from .services.members import MemberService
 from .services.message_actions import MessageActionService
 from .services.messages import MessageService
@@ -60,7 +61,8 @@ class Relay:
         self.bus: Bus = RedisBus(settings.redis_url) if settings.redis_url else LocalBus()
         self.permissions = PermissionService(self.db)
         self.ctx = Context(db=self.db, bus=self.bus, permissions=self.permissions)
-        self.accounts = AccountService(self.ctx)
+        self.media = MediaService(self.ctx, settings)
+        self.accounts = AccountService(self.ctx, self.media)
         self.channels = ChannelService(self.ctx)
         self.channel_admin = ChannelAdminService(self.ctx, self.channels)
         self.roles = RoleService(self.ctx)
@@ -72,7 +74,7 @@ class Relay:
         self.typing = TypingService(self.ctx, self.channels)
         self.read_states = ReadStateService(self.ctx, self.channels)
         self.presence = PresenceService(self.ctx)
-        self.guilds = GuildService(self.ctx, self.presence)
+        self.guilds = GuildService(self.ctx, self.presence, self.media)
         self.invites = InviteService(self.ctx, self.guilds)
         self.members = MemberService(self.ctx)
         self.moderation = ModerationService(self.ctx, self.members)

@@ -22,6 +22,11 @@ class Settings:
     public_url: str | None = None
     rate_limits: bool = True
     max_body_bytes: int = 1 * 1024 * 1024
+    # Avatars, banners and icons: the largest upload (decoded), the most pixels an upload
+    # may decode to (a few kilobytes can claim gigapixels), and memory for resized copies.
+    max_image_bytes: int = 8 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    image_cache_bytes: int = 64 * 1024 * 1024
     heartbeat_interval_ms: int = 41_250
     replay_limit: int = 4096
     gateway_queue_limit: int = 2048

@@ -1,5 +1,5 @@
-"""``LocalStore``: one account's encrypted cache of guilds, channels, messages and read
-states, its key/value ``meta``, and the rows of its outbox.
+"""``LocalStore``: one account's encrypted cache of guilds, channels, messages, read
+states and images, its key/value ``meta``, and the rows of its outbox.
 
 Objects from the relay are kept as the JSON objects it sent (Discord's shapes, ids as
 strings or ints); the store only reads the ids it indexes on. It never interprets the
@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from ._database import Database
 from ._e2ee_table import E2EETable
+from ._image_table import ImageCacheTable
 from ._keys import ScryptParams, keyring_key, passphrase_key
 from ._migrations import migrate
 from ._outbox_table import OutboxTable
@@ -77,6 +78,8 @@ class LocalStore:
         self.outbox_rows.recover()
         #: End-to-end encryption state; ``nexus_client.e2ee`` is the API to use.
         self.e2ee = E2EETable(database)
+        #: Avatars, banners and icons; ``Client.fetch_image`` is the API to use.
+        self.images = ImageCacheTable(database)
 
     @classmethod
     def open(

@@ -81,6 +81,15 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         " channel_id INTEGER NOT NULL, data TEXT NOT NULL)",
         "CREATE INDEX e2ee_archive_by_channel ON e2ee_archive (channel_id, message_id)",
     ),
+    # 5: the image cache: avatars, banners and community icons by (kind, owner, hash,
+    # size), with their byte counts and last use for least-recently-used eviction.
+    (
+        "CREATE TABLE image_cache (kind TEXT NOT NULL, owner_id INTEGER NOT NULL,"
+        " hash TEXT NOT NULL, size INTEGER NOT NULL, data BLOB NOT NULL,"
+        " bytes INTEGER NOT NULL, used_at REAL NOT NULL,"
+        " PRIMARY KEY (kind, owner_id, hash, size))",
+        "CREATE INDEX image_cache_by_use ON image_cache (used_at)",
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -23,6 +24,7 @@ from . import (
     gateway,
     guilds,
     invites,
+    media,
     members,
     message_actions,
     messages,
@@ -47,19 +49,46 @@ ROUTERS = (
 )
 
 
-class BodyLimit:
-    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+# The requests that may carry images (data URIs): a profile, a new or changed community.
+IMAGE_ROUTES = (
+    ("PATCH", re.compile(f"{API_PREFIX}/users/@me")),
+    ("POST", re.compile(f"{API_PREFIX}/guilds")),
+    ("PATCH", re.compile(f"{API_PREFIX}/guilds/[^/]+")),
+)
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+def image_body_bytes(max_body_bytes: int, max_image_bytes: int) -> int:
+    """Room for two images (an icon and a banner in one PATCH), base64-encoded."""
+    return max_body_bytes + 2 * 4 * -(-max_image_bytes // 3)
+
+
+class BodyLimit:
+    """413 for bodies over the limit, whether announced by Content-Length or streamed.
+    ``larger`` lifts the limit for some (method, path) pairs."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        larger: Sequence[tuple[str, re.Pattern[str], int]] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = tuple(larger)
+
+    def limit_for(self, scope: Scope) -> int:
+        for method, path, limit in self.larger:
+            if scope.get("method") == method and path.fullmatch(scope.get("path", "")):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope)
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+            if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
                 await _send_error(send, PayloadTooLarge())
                 return
         seen = 0
@@ -71,7 +100,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     too_large = True
                     raise _TooLarge()
             return message
@@ -142,6 +171,7 @@ def build_app(relay: Relay, *, on_ready: Callable[[], Awaitable[None]] | None = 
     )
     app.state.relay = relay
     app.include_router(invites.landing_router)
+    app.include_router(media.router)  # at Discord's CDN paths, outside the API prefix
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     app.add_exception_handler(ApiError, api_error_handler)
@@ -149,5 +179,11 @@ def build_app(relay: Relay, *, on_ready: Callable[[], Awaitable[None]] | None = 
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
 
-    app.add_middleware(BodyLimit, max_bytes=relay.settings.max_body_bytes)
+    settings = relay.settings
+    image_limit = image_body_bytes(settings.max_body_bytes, settings.max_image_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        larger=[(method, path, image_limit) for method, path in IMAGE_ROUTES],
+    )
     return app

@@ -32,10 +32,12 @@ from ..store import guilds as guild_store
 from ..store import users as user_store
 from ..store.records import SessionRecord, UserRecord
 from .context import Context
+from .media import MediaKind, MediaService
 from .render import user_json
 
 TOKEN_CACHE_SECONDS = 30.0
 MAX_CACHED_TOKENS = 50_000
+USER_IMAGES: dict[str, MediaKind] = {"avatar": "avatar", "banner": "banner"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +59,11 @@ def new_token(user_id: int) -> str:
 
 
 class AccountService:
-    def __init__(self, ctx: Context, hasher: PasswordHasher | None = None) -> None:
+    def __init__(
+        self, ctx: Context, media: MediaService, hasher: PasswordHasher | None = None
+    ) -> None:
         self._ctx = ctx
+        self._media = media
         self._hasher = hasher or PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
         # A login for an unknown name still costs one verification, so response time
         # does not tell which usernames exist.
@@ -229,7 +234,16 @@ class AccountService:
         for key in ("bio", "pronouns"):
             if key in changes and changes[key] is None:
                 changes[key] = ""
+        # Images are decoded and re-encoded before the transaction: it holds the write lock.
+        images = await self._media.check_image_fields(changes, USER_IMAGES)
+        for image in images:
+            del changes[image.field]
         async with self._ctx.db.write("modify_user") as tx:
+            if images:
+                before = await user_store.get_user(tx, principal.user_id)
+                assert before is not None
+                current = {"avatar": before.avatar, "banner": before.banner}
+                changes |= await self._media.write_images(tx, principal.user_id, images, current)
             try:
                 await user_store.update_user(tx, principal.user_id, changes)
             except user_store.UsernameTaken:

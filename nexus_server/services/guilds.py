@@ -14,21 +14,25 @@ from ..errors import BadRequest, Forbidden, InvalidForm, unknown
 from ..events import Event
 from ..store import channels as channel_store
 from ..store import guilds as guild_store
+from ..store import media as media_store
 from ..store import users as user_store
 from ..store.records import GuildRecord
 from .accounts import Principal
 from .audit import record_audit
 from .context import Context
+from .media import MediaKind, MediaService
 from .presence import PresenceService
 from .render import channel_json, guild_json, member_json, role_json, user_json
 
 MAX_GUILDS_PER_USER = 200
+GUILD_IMAGES: dict[str, MediaKind] = {"icon": "icon", "banner": "guild_banner"}
 
 
 class GuildService:
-    def __init__(self, ctx: Context, presence: PresenceService) -> None:
+    def __init__(self, ctx: Context, presence: PresenceService, media: MediaService) -> None:
         self._ctx = ctx
         self._presence = presence
+        self._media = media
         # Who is in the guild's voice channels, for GUILD_CREATE (set by the relay).
         self.voice_states_of: Callable[[int], list[dict[str, Any]]] = lambda guild_id: []
 
@@ -36,15 +40,19 @@ class GuildService:
         ctx = self._ctx
         guild_id = ctx.ids.next_id()
         category_id, general_id, voice_category_id, voice_id = (ctx.ids.next_id() for _ in range(4))
+        images = await self._media.check_image_fields(
+            body.model_dump(include={"icon"}, exclude_none=True), GUILD_IMAGES
+        )
         async with ctx.db.write("create_guild") as tx:
             if await guild_store.count_guilds_of_user(tx, principal.user_id) >= MAX_GUILDS_PER_USER:
                 raise BadRequest(ErrorCode.MAX_GUILDS, "Maximum number of guilds reached (200)")
+            icon = (await self._media.write_images(tx, guild_id, images, {})).get("icon")
             await guild_store.insert_guild(
                 tx,
                 guild_id=guild_id,
                 name=body.name,
                 owner_id=principal.user_id,
-                icon=body.icon,
+                icon=icon,
                 description=body.description,
                 system_channel_id=general_id,
             )
@@ -175,7 +183,17 @@ class GuildService:
         system_channel = changes.get("system_channel_id")
         if system_channel is not None and system_channel not in snapshot.channels:
             raise InvalidForm.field("system_channel_id", "UNKNOWN_CHANNEL", "Unknown channel")
+        # Only once permissions are checked: processing an image costs real CPU.
+        images = await self._media.check_image_fields(changes, GUILD_IMAGES)
+        for image in images:
+            del changes[image.field]
         async with self._ctx.db.write("modify_guild") as tx:
+            if images:
+                before = await guild_store.get_guild(tx, guild_id)
+                if before is None:
+                    raise unknown(ErrorCode.UNKNOWN_GUILD, "Guild")
+                current = {"icon": before.icon, "banner": before.banner}
+                changes |= await self._media.write_images(tx, guild_id, images, current)
             await guild_store.update_guild(tx, guild_id, changes)
             guild = await guild_store.get_guild(tx, guild_id)
             roles = await guild_store.roles_of_guild(tx, guild_id)
@@ -204,6 +222,7 @@ class GuildService:
             raise Forbidden(ErrorCode.MISSING_PERMISSIONS, "Only the owner can delete a guild")
         async with self._ctx.db.write("delete_guild") as tx:
             await guild_store.delete_guild(tx, guild_id)
+            await media_store.delete_owned(tx, guild_id)
         await self._ctx.publish(
             [
                 Event.of(

@@ -126,3 +126,15 @@ class ApplicationRecord:
     name: str
     bot_user_id: int
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRecord:
+    """A stored image without its bytes: enough to answer a request or a 304."""
+
+    hash: str
+    kind: str
+    owner_id: int
+    content_type: str
+    width: int
+    height: int

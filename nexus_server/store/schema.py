@@ -340,3 +340,20 @@ group_membership = Table(
     Column("signature", LargeBinary(64), nullable=False),
     Index(None, "channel_id", "id"),
 )
+
+# Avatars, banners and community icons (migration 0005), processed and re-encoded by the
+# relay. Each row fills one slot, (owner, kind), whose column names it by ``hash``:
+# ``users.avatar``/``users.banner`` or ``guilds.icon``/``guilds.banner``.
+media = Table(
+    "media",
+    metadata,
+    Column("hash", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("owner_id", Id, nullable=False),
+    Column("content_type", String(32), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Index(None, "owner_id", "kind"),
+)

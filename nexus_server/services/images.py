@@ -1,0 +1,178 @@
+"""Image work for avatars, banners and icons, with Pillow: pure functions, no I/O, no
+event loop (the media service runs them in worker threads).
+
+What an upload goes through:
+
+- Only PNG, JPEG, GIF and WebP decoders are ever tried, whatever the upload claims.
+- Its pixel count is checked from the header, before any pixel is decoded: a few
+  kilobytes can claim to be gigapixels (a decompression bomb).
+- The first frame is decoded (an animated GIF or WebP becomes a still image), turned
+  upright as its EXIF orientation says, and converted to sRGB from any embedded ICC
+  profile; then everything else in the file is dropped: EXIF (camera, GPS position,
+  time), XMP, comments and the profile itself, since only pixels are re-encoded.
+- Avatars and icons are centre-cropped square; banners keep their aspect. Both are
+  scaled down (never up) to ``Shape``'s limits and stored as WebP, lossless when the
+  upload was lossless (PNG, GIF), quality 90 otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from PIL import Image, ImageCms, ImageOps
+
+STORED_CONTENT_TYPE: Final = "image/webp"
+DECODERS: Final = ("PNG", "JPEG", "GIF", "WEBP")
+OutputFormat = Literal["png", "webp", "jpeg"]
+CONTENT_TYPES: Final[dict[OutputFormat, str]] = {
+    "png": "image/png",
+    "webp": "image/webp",
+    "jpeg": "image/jpeg",
+}
+_QUALITY: Final = 90
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """How big a kind of image may be stored; ``square`` crops to the centre square."""
+
+    max_width: int
+    max_height: int
+    square: bool
+
+
+AVATAR_SHAPE: Final = Shape(1024, 1024, square=True)
+BANNER_SHAPE: Final = Shape(1920, 768, square=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedImage:
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+
+
+class ImageRejected(Exception):
+    """The upload is not an image this relay stores; ``code`` is for the field error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def invalid_image() -> ImageRejected:
+    return ImageRejected("IMAGE_INVALID", "Invalid image data")
+
+
+def process_upload(raw: bytes, shape: Shape, max_pixels: int) -> ProcessedImage:
+    """Decode, clean and re-encode an upload; raises ``ImageRejected``."""
+    try:
+        with Image.open(io.BytesIO(raw), formats=DECODERS) as image:
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise invalid_image()
+            if width * height > max_pixels:
+                raise _too_many_pixels(max_pixels)
+            lossless = image.format in ("PNG", "GIF")
+            if image.format == "JPEG":
+                # libjpeg decodes at 1/2, 1/4 or 1/8 scale for far less time and memory.
+                longest = max(shape.max_width, shape.max_height)
+                image.draft("RGB", (longest, longest))
+            image.load()
+            icc_profile = image.info.get("icc_profile")
+            pixels = _to_srgb(_rgb_or_rgba(_upright(image)), icc_profile)
+    except ImageRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own cap (far above ours) fired before ours could look.
+        raise _too_many_pixels(max_pixels) from None
+    except Exception:
+        # Pillow reports malformed files with many kinds of error (OSError, ValueError,
+        # SyntaxError, struct.error, EOFError…); to the uploader they are all one.
+        raise invalid_image() from None
+    fitted = _fit(pixels, shape)
+    out = io.BytesIO()
+    fitted.save(out, "WEBP", lossless=lossless, quality=_QUALITY, method=4)
+    return ProcessedImage(out.getvalue(), STORED_CONTENT_TYPE, fitted.width, fitted.height)
+
+
+def render(stored: bytes, size: int | None, output: OutputFormat) -> bytes:
+    """A stored image in ``output`` format, its longest side at most ``size``."""
+    with Image.open(io.BytesIO(stored), formats=("WEBP",)) as image:
+        image.load()
+        pixels: Image.Image = image
+        if size is not None and max(image.size) > size:
+            pixels = image.copy()
+            pixels.thumbnail((size, size), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        if output == "png":
+            pixels.save(out, "PNG", compress_level=6)
+        elif output == "webp":
+            pixels.save(out, "WEBP", quality=_QUALITY, method=4)
+        else:
+            _flatten(pixels).save(out, "JPEG", quality=_QUALITY)
+    return out.getvalue()
+
+
+def _too_many_pixels(max_pixels: int) -> ImageRejected:
+    return ImageRejected(
+        "IMAGE_TOO_LARGE", f"Image dimensions are too large (at most {max_pixels:,} pixels)"
+    )
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:
+        return image  # unreadable EXIF: the photo still uploads, as it was taken
+
+
+def _rgb_or_rgba(image: Image.Image) -> Image.Image:
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    return image.convert("RGBA" if has_alpha else "RGB")
+
+
+def _to_srgb(image: Image.Image, icc_profile: object) -> Image.Image:
+    if not isinstance(icc_profile, bytes) or not icc_profile:
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        converted = ImageCms.profileToProfile(
+            image, source, ImageCms.createProfile("sRGB"), outputMode=image.mode
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return image  # a broken profile: keep the pixels as they are
+    return converted if converted is not None else image
+
+
+def _fit(image: Image.Image, shape: Shape) -> Image.Image:
+    width, height = image.size
+    if shape.square:
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        target = min(side, shape.max_width, shape.max_height)
+        return image.resize(
+            (target, target),
+            Image.Resampling.LANCZOS,
+            box=(left, top, left + side, top + side),
+        )
+    scale = min(1.0, shape.max_width / width, shape.max_height / height)
+    if scale >= 1.0:
+        return image
+    target_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(target_size, Image.Resampling.LANCZOS)
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """JPEG has no transparency: transparent parts become white."""
+    if image.mode != "RGBA":
+        return image.convert("RGB")
+    background = Image.new("RGB", image.size, (255, 255, 255))
+    background.paste(image, mask=image.getchannel("A"))
+    return background
