@@ -9,6 +9,10 @@ size Qt lays out quickly, and ``SafeTextDocument`` refuses every resource load.
 
 markdown-it and Pygments are imported on first use: they cost ~60 ms at start-up and the
 first window should not wait for them (DESIGN's measured facts).
+
+Spoilers take their colours from the active theme (``themes.SpoilerColours``). A revealed
+spoiler sets only a translucent background and leaves its text to the palette, so a
+document laid out under one theme still reads under the next one.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from .qt import QTextDocument, QUrl
+from .qt import QColor, QTextDocument, QUrl
+from .themes import SpoilerColours, active_spoiler_colours
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -38,6 +43,7 @@ __all__ = [
     "plain_text",
     "render_markdown",
     "safe_link",
+    "spoiler_styles",
     "warm_up",
 ]
 
@@ -52,8 +58,6 @@ CACHE_SIZE = 1000
 # Colours are fallbacks a theme can live with on dark and light backgrounds alike.
 MENTION_STYLE = "background-color:#3c4270; color:#c9cdfb;"
 MENTION_ME_STYLE = "background-color:#5865f2; color:#ffffff; font-weight:600;"
-SPOILER_STYLE = "background-color:#1e1f22; color:#1e1f22; text-decoration:none;"
-SPOILER_SHOWN_STYLE = "background-color:#3a3c42;"
 CODE_STYLE = "background-color:#2b2d31; color:#dbdee1; font-family:monospace;"
 CODE_BAR_STYLE = "background-color:#2b2d31; margin:0;"
 COPY_BUTTON_STYLE = "background-color:#404249; color:#dbdee1; text-decoration:none;"
@@ -88,6 +92,15 @@ _parser: MarkdownIt | None = None
 _cache: OrderedDict[tuple[object, ...], str] = OrderedDict()  # rendered HTML, plain text
 
 
+def spoiler_styles(colours: SpoilerColours) -> tuple[str, str]:
+    """Inline styles of a hidden spoiler (an opaque block, its text the same colour)
+    and of a revealed one (a tint behind text in the palette's colour)."""
+    tint = QColor(colours.revealed)
+    hidden = f"background-color:{colours.hidden}; color:{colours.hidden}; text-decoration:none;"
+    revealed = f"background-color:rgba({tint.red()},{tint.green()},{tint.blue()},{tint.alpha()});"
+    return hidden, revealed
+
+
 def safe_link(url: str) -> str | None:
     """The URL if it may become a clickable link (http, https, mailto, absolute), else
     None: no file:, data:, javascript:, relative or scheme-less targets."""
@@ -107,15 +120,19 @@ def render_markdown(
     channels: Mapping[int, str] = {},
     roles: Mapping[int, str] = {},
     reveal_spoilers: bool = False,
+    spoilers: SpoilerColours | None = None,
 ) -> str:
     """``text`` as allow-listed HTML for a QTextDocument. ``mentions`` maps user ids to
     display names (``me`` is highlighted more strongly), ``channels`` and ``roles`` do
-    the same for ``<#id>`` and ``<@&id>``. Results are kept in a bounded LRU cache."""
+    the same for ``<#id>`` and ``<@&id>``; spoilers are coloured with ``spoilers`` or
+    the active theme's. Results are kept in a bounded LRU cache."""
     ids = {int(m.group(2)) for m in _MENTION.finditer(text)} if "<" in text else set()
+    colours = spoilers or active_spoiler_colours()
     key = (
         text,
         me,
         reveal_spoilers,
+        colours,
         tuple(sorted((i, mentions[i]) for i in ids if i in mentions)),
         tuple(sorted((i, channels[i]) for i in ids if i in channels)),
         tuple(sorted((i, roles[i]) for i in ids if i in roles)),
@@ -124,7 +141,7 @@ def render_markdown(
     if cached is not None:
         _cache.move_to_end(key)
         return cached
-    html = _HtmlWriter(mentions, me, channels, roles, reveal_spoilers).render(text)
+    html = _HtmlWriter(mentions, me, channels, roles, reveal_spoilers, colours).render(text)
     _cache[key] = html
     if len(_cache) > CACHE_SIZE:
         _cache.popitem(last=False)
@@ -308,12 +325,14 @@ class _HtmlWriter:
         channels: Mapping[int, str],
         roles: Mapping[int, str],
         reveal_spoilers: bool,
+        spoilers: SpoilerColours,
     ) -> None:
         self.mentions = mentions
         self.me = me
         self.channels = channels
         self.roles = roles
         self.reveal_spoilers = reveal_spoilers
+        self.hidden_style, self.revealed_style = spoiler_styles(spoilers)
         self.out: list[str] = []
         self.depth = 0  # open quotes + lists
         self.skipped: list[bool] = []  # per open container: was its tag flattened?
@@ -422,12 +441,12 @@ class _HtmlWriter:
                 out.append(escape(token.content or "image"))
             elif kind == "spoiler_open":
                 if self.reveal_spoilers:
-                    out.append(f'<span style="{SPOILER_SHOWN_STYLE}">')
+                    out.append(f'<span style="{self.revealed_style}">')
                 elif self.hidden:
                     out.append("<span>")  # already inside a hidden spoiler's anchor
                     self.hidden += 1
                 else:
-                    out.append(f'<a href="{SPOILER_HREF}" style="{SPOILER_STYLE}">')
+                    out.append(f'<a href="{SPOILER_HREF}" style="{self.hidden_style}">')
                     self.hidden += 1
             elif kind == "spoiler_close":
                 if self.reveal_spoilers:

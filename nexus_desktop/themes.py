@@ -5,13 +5,20 @@ The style sheet may use ``@name`` variables: the palette file's ``vars`` plus
 ``@pad``, ``@pad_small``, ``@pad_large`` and ``@radius``, which compact mode shrinks.
 Everything is parsed and checked before anything is applied, so a broken theme raises
 ``ThemeError`` (naming the file and line) and the previous theme stays on screen.
+
+Two ``vars`` colour spoilers in messages (``SpoilerColours``): ``spoiler_hidden``, the
+opaque block a hidden spoiler is, and ``spoiler_revealed``, a translucent tint
+(``#AARRGGBB``) behind a revealed one, whose text keeps the theme's text colour. A theme
+whose revealed spoilers would read below WCAG AA (4.5:1) is refused; one without these
+vars gets colours made from its palette.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .qt import QApplication, QColor, QPalette
@@ -54,11 +61,70 @@ class ThemeError(ValueError):
         self.problem = problem
 
 
+#: WCAG AA for body text: revealed spoilers must read at least this well.
+MIN_TEXT_CONTRAST = 4.5
+
+
+@dataclass(frozen=True, slots=True)
+class SpoilerColours:
+    """How spoilers look. ``hidden`` ("#rrggbb") fills a hidden spoiler and colours its
+    text, so nothing shows through. ``revealed`` ("#aarrggbb") is a tint laid over the
+    message background behind revealed text, which keeps the palette's text colour:
+    rendered messages cached under one theme stay readable under the next."""
+
+    hidden: str = "#1e1f22"
+    revealed: str = "#1affffff"
+
+
 @dataclass(frozen=True)
 class Theme:
     name: str
     palette: QPalette
     style_sheet: str
+    spoilers: SpoilerColours = field(default_factory=SpoilerColours)
+
+
+_active_spoilers = SpoilerColours()
+
+
+def active_spoiler_colours() -> SpoilerColours:
+    """The spoiler colours of the theme applied last (the dark theme's before any)."""
+    return _active_spoilers
+
+
+def relative_luminance(colour: QColor) -> float:
+    """WCAG 2 relative luminance of an opaque colour."""
+
+    def channel(value: float) -> float:
+        return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+
+    return (
+        0.2126 * channel(colour.redF())
+        + 0.7152 * channel(colour.greenF())
+        + 0.0722 * channel(colour.blueF())
+    )
+
+
+def contrast_ratio(one: QColor, other: QColor) -> float:
+    """WCAG 2 contrast ratio of two opaque colours, 1.0 to 21.0."""
+    lighter, darker = sorted((relative_luminance(one), relative_luminance(other)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def over(tint: QColor, background: QColor) -> QColor:
+    """``tint`` (translucent) painted over an opaque ``background``."""
+    alpha = tint.alphaF()
+    return QColor.fromRgbF(
+        tint.redF() * alpha + background.redF() * (1 - alpha),
+        tint.greenF() * alpha + background.greenF() * (1 - alpha),
+        tint.blueF() * alpha + background.blueF() * (1 - alpha),
+    )
+
+
+def message_background(palette: QPalette, variables: Mapping[str, str]) -> QColor:
+    """What messages are drawn on: the style sheet's ``main_bg``, else the window."""
+    colour = QColor(variables.get("main_bg", ""))
+    return colour if colour.isValid() else palette.color(QPalette.ColorRole.Window)
 
 
 def user_theme_dir(data_dir: Path) -> Path:
@@ -185,11 +251,58 @@ def render_style_sheet(path: Path, variables: dict[str, str]) -> str:
     return "\n".join(out_lines)
 
 
+def load_spoiler_colours(
+    path: Path, palette: QPalette, variables: Mapping[str, str]
+) -> SpoilerColours:
+    """The theme's spoiler colours, checked: a hidden spoiler must be opaque and a
+    revealed one readable on the message background (``MIN_TEXT_CONTRAST``)."""
+    background = message_background(palette, variables)
+    text = palette.color(QPalette.ColorRole.Text)
+
+    def line(key: str) -> int | None:
+        return _line_of(path.read_text(encoding="utf-8"), f'"{key}"')
+
+    hidden_value = variables.get("spoiler_hidden")
+    if hidden_value is None:
+        hidden = over(QColor(text.red(), text.green(), text.blue(), 77), background)
+    else:
+        hidden = QColor(hidden_value)
+        if not hidden.isValid():
+            raise ThemeError(path, line("spoiler_hidden"), f"{hidden_value!r} is not a colour")
+        if hidden.alpha() != 255:
+            raise ThemeError(
+                path,
+                line("spoiler_hidden"),
+                "spoiler_hidden must be opaque, or hidden text would show through",
+            )
+    revealed_value = variables.get("spoiler_revealed")
+    if revealed_value is None:
+        revealed = QColor(text.red(), text.green(), text.blue(), 26)
+        if contrast_ratio(text, over(revealed, background)) < MIN_TEXT_CONTRAST:
+            revealed.setAlpha(0)  # a faint palette: keep revealed text on the plain background
+    else:
+        revealed = QColor(revealed_value)
+        if not revealed.isValid():
+            raise ThemeError(path, line("spoiler_revealed"), f"{revealed_value!r} is not a colour")
+        ratio = contrast_ratio(text, over(revealed, background))
+        if ratio < MIN_TEXT_CONTRAST:
+            raise ThemeError(
+                path,
+                line("spoiler_revealed"),
+                f"revealed spoilers would read at {ratio:.1f}:1 against the text colour;"
+                f" they need {MIN_TEXT_CONTRAST}:1",
+            )
+    return SpoilerColours(
+        hidden.name(QColor.NameFormat.HexRgb), revealed.name(QColor.NameFormat.HexArgb)
+    )
+
+
 def load_theme(name: str, *, compact: bool = False) -> Theme:
     qss_path, palette_path = find_theme(name)
     palette, variables = load_palette(palette_path)
     style_sheet = render_style_sheet(qss_path, {**variables, **_SPACING[compact]})
-    return Theme(name, palette, style_sheet)
+    spoilers = load_spoiler_colours(palette_path, palette, variables)
+    return Theme(name, palette, style_sheet, spoilers)
 
 
 def apply_theme(
@@ -207,6 +320,8 @@ def apply_theme(
         app.setProperty(_BASE_FONT_PROPERTY, base)
     font.setPointSizeF(round(base * font_scale, 2))
     app.setFont(font)
+    global _active_spoilers
+    _active_spoilers = theme.spoilers  # before the palette: repaints render with it
     app.setPalette(theme.palette)
     # Dynamic properties let plugins and widgets ask which variant is active.
     app.setProperty("nexus_theme", name)

@@ -7,21 +7,39 @@ and then kept current from ``message_created`` without another request.
 
 The channel tree also lists who is in each voice channel, as rows right below it (kind
 ``PERSON_KIND``), kept current from the session's ``VoiceController``.
+
+Members with Manage Channels reorder the tree by drag and drop (the model's mime and
+drop API) or from the keyboard (``move_step``). A move shows at once: its placements
+(``channel_order``) overlay the cached channels until the relay's CHANNEL_UPDATEs agree,
+and are taken back, with ``move_failed``, if the relay refuses the move.
 """
 
 from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from nexus_protocol.models import Channel, ChannelType, Message
+from nexus_protocol.permissions import Permissions
 
-from ..qt import QAbstractItemModel, QFont, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
-from ..session import Account, AppSession
+from ..qt import (
+    QAbstractItemModel,
+    QByteArray,
+    QFont,
+    QMimeData,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
+from ..session import Account, AppSession, describe_error
 from ..voice import VoicePerson
+from .channel_order import Destination, Placement, apply_placements, plan_move, step_destination
 
 Index = QModelIndex | QPersistentModelIndex
 ROOT = QModelIndex()  # the invalid parent, shared as a default argument
@@ -40,6 +58,12 @@ InVoiceRole = Qt.ItemDataRole.UserRole + 11  # voice channels: the user is conne
 EncryptedRole = Qt.ItemDataRole.UserRole + 12  # end-to-end encrypted (a lock is drawn)
 
 PERSON_KIND = -1  # KindRole of a person row under a voice channel
+
+#: What a dragged channel carries: ``{"guild_id": "…", "channel_id": "…"}`` as JSON.
+CHANNEL_MIME = "application/x-nexus-channel"
+#: After the relay accepted a move, how long its placements may still stand in for
+#: CHANNEL_UPDATEs that have not arrived (someone else moved the same channel meanwhile).
+SETTLE_MS = 3000
 
 
 def mentions_me(session: AppSession, message: Message) -> bool:
@@ -236,6 +260,9 @@ class ChannelTreeModel(QAbstractItemModel):
     """Categories and channels of one community. Top-level rows have internal id 0;
     a child's internal id is its category's row + 1, so no pointers are needed."""
 
+    move_failed = Signal(str)  # the relay refused a move (taken back): why, for people
+    move_accepted = Signal()
+
     def __init__(
         self,
         session: AppSession,
@@ -257,6 +284,14 @@ class ChannelTreeModel(QAbstractItemModel):
         voice.state_changed.connect(self._on_voice_connection)
         self._in_voice: int | None = None
         self._speaking: frozenset[int] = frozenset()
+        # Moves on their way to the relay, shown already: channel id → (request, placement).
+        self._moves: dict[int, tuple[int, Placement]] = {}
+        self._requests = 0
+        self._accepted: set[int] = set()  # requests the relay answered with success
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(SETTLE_MS)
+        self._settle.timeout.connect(self._settled)
 
     @property
     def guild_id(self) -> int | None:
@@ -269,9 +304,16 @@ class ChannelTreeModel(QAbstractItemModel):
         self.endResetModel()
 
     def _build(self) -> list[_Node]:
+        return build_tree(self._channels(), self._session.voice.people_in)
+
+    def _channels(self) -> list[Channel]:
+        """The community's channels as shown: the cache, with moves still on their way."""
         if self._guild_id is None:
             return []
-        return build_tree(self._session.channels(self._guild_id), self._session.voice.people_in)
+        channels = self._session.channels(self._guild_id)
+        if not self._moves:
+            return channels
+        return apply_placements(channels, {cid: p for cid, (_, p) in self._moves.items()})
 
     # Structure ----------------------------------------------------------------------------
 
@@ -337,15 +379,24 @@ class ChannelTreeModel(QAbstractItemModel):
     def flags(self, index: Index) -> Qt.ItemFlag:
         node = self._node(index)
         if node is None:
+            # The empty space below the rows takes drops too (they append).
+            if not index.isValid() and self.can_reorder():
+                return Qt.ItemFlag.ItemIsDropEnabled
             return Qt.ItemFlag.NoItemFlags
+        if node.person is not None:
+            return Qt.ItemFlag.ItemIsEnabled
+        flags = Qt.ItemFlag.ItemIsEnabled
+        if self.can_reorder():
+            flags |= Qt.ItemFlag.ItemIsDragEnabled
+            # Only a category takes a drop "on" it; a channel row splits into the gaps
+            # above and below it, so the view draws a line there, not a box.
+            if node.channel.type == ChannelType.GUILD_CATEGORY:
+                flags |= Qt.ItemFlag.ItemIsDropEnabled
         # Categories, voice channels and the people in them are never "the open channel":
         # clicking them toggles, joins or shows a menu, and the selection stays put.
-        if node.person is not None or node.channel.type in (
-            ChannelType.GUILD_CATEGORY,
-            ChannelType.GUILD_VOICE,
-        ):
-            return Qt.ItemFlag.ItemIsEnabled
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if node.channel.type not in (ChannelType.GUILD_CATEGORY, ChannelType.GUILD_VOICE):
+            flags |= Qt.ItemFlag.ItemIsSelectable
+        return flags
 
     # Data ----------------------------------------------------------------------------------
 
@@ -458,8 +509,13 @@ class ChannelTreeModel(QAbstractItemModel):
                 self.dataChanged.emit(first, last)
 
     def _on_channels_changed(self, guild_id: object) -> None:
+        if self._moves:
+            self._drop_settled()
         if guild_id != self._guild_id or self._guild_id is None:
             return
+        self._relayout()
+
+    def _relayout(self) -> None:
         new_roots = self._build()
         # A layout change with remapped persistent indexes keeps the view's selection,
         # current item and expanded categories, which a reset would throw away.
@@ -472,6 +528,240 @@ class ChannelTreeModel(QAbstractItemModel):
         for index, key in old:
             self.changePersistentIndex(index, self.index_of(*key) if key else QModelIndex())
         self.layoutChanged.emit()
+
+    # Reordering ----------------------------------------------------------------------------
+
+    def can_reorder(self) -> bool:
+        """Whether the signed-in member may move channels here (Manage Channels, as the
+        relay checks it: community-wide)."""
+        guild_id = self._guild_id
+        return guild_id is not None and bool(
+            self._session.guild_permissions(guild_id) & Permissions.MANAGE_CHANNELS
+        )
+
+    def can_step(self, channel_id: int, *, up: bool) -> bool:
+        """Whether "Move up" / "Move down" would move ``channel_id``."""
+        return self._plan_step(channel_id, up=up) is not None
+
+    def move_step(self, channel_id: int, *, up: bool) -> bool:
+        """The keyboard's move: one place up or down (see ``step_destination``)."""
+        planned = self._plan_step(channel_id, up=up)
+        if planned is None:
+            return False
+        self._send(*planned)
+        return True
+
+    def _plan_step(self, channel_id: int, *, up: bool) -> tuple[Channel, list[Placement]] | None:
+        if not self.can_reorder():
+            return None
+        channels = self._channels()
+        moved = next((c for c in channels if c.id == channel_id), None)
+        destination = step_destination(channels, channel_id, up=up)
+        if moved is None or destination is None:
+            return None
+        placements = plan_move(channels, channel_id, destination)
+        return (moved, placements) if placements else None
+
+    def mimeTypes(self) -> list[str]:
+        return [CHANNEL_MIME]
+
+    def supportedDragActions(self) -> Qt.DropAction:
+        return Qt.DropAction.MoveAction
+
+    def supportedDropActions(self) -> Qt.DropAction:
+        return Qt.DropAction.MoveAction
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        """The first channel or category among ``indexes`` (one is moved at a time)."""
+        data = QMimeData()
+        node = next(
+            (n for n in map(self._node, indexes) if n is not None and n.person is None), None
+        )
+        if node is not None and self._guild_id is not None:
+            payload = {"guild_id": str(self._guild_id), "channel_id": str(node.channel.id)}
+            data.setData(CHANNEL_MIME, QByteArray(json.dumps(payload).encode()))
+        return data
+
+    def canDropMimeData(
+        self, data: QMimeData, action: Qt.DropAction, row: int, column: int, parent: Index
+    ) -> bool:
+        return self._plan_drop(data, action, row, parent) is not None
+
+    def dropMimeData(
+        self, data: QMimeData, action: Qt.DropAction, row: int, column: int, parent: Index
+    ) -> bool:
+        """Move the dragged channel where it was dropped: shown at once, sent as one
+        request, taken back if the relay refuses."""
+        planned = self._plan_drop(data, action, row, parent)
+        if planned is None:
+            return False
+        self._send(*planned)
+        return True
+
+    def dragged_channel(self, data: QMimeData) -> int | None:
+        """The channel ``data`` carries, if it is one of this community's; anything else
+        (another app's drop, a malformed payload) is None."""
+        if self._guild_id is None or not data.hasFormat(CHANNEL_MIME):
+            return None
+        raw = bytes(data.data(CHANNEL_MIME).data())
+        if len(raw) > 200:
+            return None
+        try:
+            payload = json.loads(raw.decode())
+            if int(payload["guild_id"]) != self._guild_id:
+                return None
+            channel_id = int(payload["channel_id"])
+        except (ValueError, TypeError, KeyError, IndexError):
+            return None
+        return channel_id if any(c.id == channel_id for c in self._channels()) else None
+
+    def _plan_drop(
+        self, data: QMimeData, action: Qt.DropAction, row: int, parent: Index
+    ) -> tuple[Channel, list[Placement]] | None:
+        if action != Qt.DropAction.MoveAction or not self.can_reorder():
+            return None
+        channel_id = self.dragged_channel(data)
+        channels = self._channels()
+        moved = next((c for c in channels if c.id == channel_id), None)
+        if moved is None:
+            return None
+        destination = self._drop_destination(moved, row, parent)
+        if destination is None:
+            return None
+        placements = plan_move(channels, moved.id, destination)
+        return None if placements is None else (moved, placements)
+
+    def _drop_destination(self, moved: Channel, row: int, parent: Index) -> Destination | None:
+        """Where a drop at (``row``, ``parent``) puts ``moved``, as the view draws it:
+        ``row`` -1 is "on ``parent``", otherwise the gap above that row."""
+        moving_category = moved.type == ChannelType.GUILD_CATEGORY
+        categories = [
+            n.channel.id
+            for n in self._roots
+            if n.person is None
+            and n.channel.type == ChannelType.GUILD_CATEGORY
+            and n.channel.id != moved.id
+        ]
+        if parent.isValid():
+            node = self._node(parent)
+            if node is None or parent.internalId() != 0 or node.channel.id not in categories:
+                return None  # only categories hold channels
+            category = node.channel.id
+            if moving_category:
+                # On a header it takes that category's place; below its last row it
+                # goes after the whole block. Among its channels it cannot go.
+                if row < 0:
+                    return Destination(None, categories.index(category))
+                if row >= len(node.children):
+                    return Destination(None, categories.index(category) + 1)
+                return None
+            if row < 0:
+                return Destination(category, 0, clamp=True)  # on the header: on top
+            return Destination(category, _channels_above(node.children, row, moved.id))
+        # Between top-level rows: channels outside any category first, then categories.
+        first_category = next(
+            (
+                i
+                for i, n in enumerate(self._roots)
+                if n.person is None and n.channel.type == ChannelType.GUILD_CATEGORY
+            ),
+            len(self._roots),
+        )
+        if row < 0:  # the empty space under the list: the very end
+            if moving_category:
+                return Destination(None, len(categories))
+            last = categories[-1] if categories else None
+            return Destination(last, len(self._channels()), clamp=True)
+        row = min(row, len(self._roots))
+        if moving_category:
+            above = self._roots[:row]
+            return Destination(
+                None,
+                sum(
+                    1
+                    for n in above
+                    if n.person is None
+                    and n.channel.type == ChannelType.GUILD_CATEGORY
+                    and n.channel.id != moved.id
+                ),
+            )
+        if row <= first_category:
+            return Destination(None, _channels_above(self._roots, row, moved.id))
+        # Just above a category header: the end of the category before it.
+        before = self._roots[row - 1].channel
+        if before.id == moved.id or before.type != ChannelType.GUILD_CATEGORY:
+            return None
+        return Destination(before.id, len(self._channels()), clamp=True)
+
+    def _send(self, moved: Channel, placements: list[Placement]) -> None:
+        guild_id = self._guild_id
+        account = self._session.account_for_guild(guild_id) if guild_id is not None else None
+        if not placements or account is None:
+            return
+        self._requests += 1
+        request = self._requests
+        for placement in placements:
+            self._moves[placement.channel_id] = (request, placement)
+        self._relayout()
+        name = moved.name or "the channel"
+        self._session.run(
+            self._session.http(
+                account,
+                "PATCH",
+                f"/guilds/{guild_id}/channels",
+                [placement.to_json() for placement in placements],
+            ),
+            on_done=lambda _answer: self._move_accepted(request),
+            on_error=lambda exc: self._move_refused(request, name, exc),
+        )
+
+    def _move_accepted(self, request: int) -> None:
+        self._accepted.add(request)
+        # CHANNEL_UPDATEs usually arrive before the answer; the rest replace the
+        # placements as they come, or once SETTLE_MS has passed.
+        self._drop_settled()
+        if any(r in self._accepted for r, _ in self._moves.values()):
+            self._settle.start()
+        self.move_accepted.emit()
+
+    def _move_refused(self, request: int, name: str, exc: Exception) -> None:
+        for channel_id, (owner, _) in list(self._moves.items()):
+            if owner == request:
+                del self._moves[channel_id]
+        self._relayout()
+        self.move_failed.emit(f"Could not move {name}: {describe_error(exc)}")
+
+    def _drop_settled(self) -> None:
+        """Forget accepted placements the cache now agrees with."""
+        for channel_id, (request, placement) in list(self._moves.items()):
+            if request not in self._accepted:
+                continue
+            cached = self._session.channel(channel_id)
+            if cached is None or (
+                cached.position == placement.position
+                and (not placement.parent_changed or cached.parent_id == placement.parent_id)
+            ):
+                del self._moves[channel_id]
+        self._accepted &= {request for request, _ in self._moves.values()}
+
+    def _settled(self) -> None:
+        for channel_id, (request, _) in list(self._moves.items()):
+            if request in self._accepted:
+                del self._moves[channel_id]
+        self._accepted.clear()
+        if self._guild_id is not None:
+            self._relayout()
+
+
+def _channels_above(nodes: list[_Node], row: int, moved_id: int) -> int:
+    """How many channels (not people, categories or the moved one) sit above ``row``."""
+    return sum(
+        1
+        for n in nodes[: max(row, 0)]
+        if n.person is None
+        and n.channel.type != ChannelType.GUILD_CATEGORY
+        and n.channel.id != moved_id
+    )
 
 
 # Collapsed categories, remembered per account ------------------------------------------

@@ -1,7 +1,11 @@
 """The channel list of one community: collapsible categories, channels with their
 glyph, unread in bold, mention badges, muted dimmed, and per-channel notification menu.
 Voice channels join on click and list the people in them, with mute and deafen icons, a
-ring while they speak, and a volume slider on right-click."""
+ring while they speak, and a volume slider on right-click.
+
+Members with Manage Channels drag channels and categories to reorder them (a line shows
+where they land), or move the selected one with Alt+Shift+Up/Down or the context menu's
+"Move up" / "Move down"; a move the relay refuses is taken back and says why."""
 
 from __future__ import annotations
 
@@ -28,7 +32,11 @@ from ..models.channels import (
 from ..notifications import LEVELS, Level, notification_settings_for
 from ..qt import (
     QAbstractItemView,
+    QApplication,
     QColor,
+    QDrag,
+    QDragEnterEvent,
+    QDragMoveEvent,
     QEvent,
     QFont,
     QFontMetrics,
@@ -38,6 +46,7 @@ from ..qt import (
     QLabel,
     QMenu,
     QModelIndex,
+    QMouseEvent,
     QObject,
     QPainter,
     QPalette,
@@ -50,6 +59,7 @@ from ..qt import (
     QStyledItemDelegate,
     QStyleOptionViewItem,
     Qt,
+    QTimer,
     QTreeView,
     QVBoxLayout,
     QWidget,
@@ -251,6 +261,79 @@ class ChannelDelegate(QStyledItemDelegate):
 
 PERSON_INDENT = 28  # people sit under their channel's name, past its glyph
 AVATAR = 20
+MOVE_ERROR_MS = 10_000  # how long a refused move's explanation stays
+
+
+class ChannelTree(QTreeView):
+    """The tree, dragging the row under the pointer. Qt's own drag takes the selected
+    rows, but categories and voice channels are never selected (the open channel is),
+    so pressing one and dragging would move the open channel instead."""
+
+    drag_finished = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._pressed: tuple[QPersistentModelIndex, QPoint] | None = None
+        self.setDragEnabled(False)  # drags start in mouseMoveEvent, from the pressed row
+        self.setAcceptDrops(True)
+        self.setDropIndicatorShown(True)
+        self.setDefaultDropAction(Qt.DropAction.MoveAction)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        index = self.indexAt(event.position().toPoint())
+        model = self.model()
+        draggable = (
+            event.button() == Qt.MouseButton.LeftButton
+            and index.isValid()
+            and model is not None
+            and bool(model.flags(index) & Qt.ItemFlag.ItemIsDragEnabled)
+        )
+        self._pressed = (
+            (QPersistentModelIndex(index), event.position().toPoint()) if draggable else None
+        )
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._pressed is not None and event.buttons() & Qt.MouseButton.LeftButton:
+            index, start = self._pressed
+            travelled = (event.position().toPoint() - start).manhattanLength()
+            if travelled >= QApplication.startDragDistance() and index.isValid():
+                self._pressed = None
+                self.drag(self.model().index(index.row(), 0, index.parent()))
+                return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        self._pressed = None
+        super().mouseReleaseEvent(event)
+
+    def drag(self, index: QModelIndex) -> None:
+        """Drag the row at ``index`` (returns once it was dropped or abandoned)."""
+        data = self.model().mimeData([index])
+        if not data.formats():
+            return
+        drag = QDrag(self)
+        drag.setMimeData(data)
+        drag.setPixmap(self.viewport().grab(self.visualRect(index)))
+        drag.exec(Qt.DropAction.MoveAction)
+        self.setState(QAbstractItemView.State.NoState)
+        self.drag_finished.emit()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        # Taken even where the pointer enters at a spot no drop fits, so the line
+        # appears as soon as it reaches one (Qt would refuse the whole drag).
+        model = self.model()
+        if isinstance(model, ChannelTreeModel) and model.dragged_channel(event.mimeData()):
+            self.setState(QAbstractItemView.State.DraggingState)
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        super().dragMoveEvent(event)
+        # No line where the channel cannot land (Qt would leave the last one drawn).
+        self.setDropIndicatorShown(event.isAccepted())
+        self.viewport().update()
 
 
 class ChannelList(QWidget):
@@ -277,7 +360,23 @@ class ChannelList(QWidget):
         self.title.setFont(font)
         self.title.setContentsMargins(12, 10, 12, 10)
 
-        self.tree = QTreeView(self)
+        self.move_error = QLabel(self)
+        self.move_error.setObjectName("ErrorLabel")
+        self.move_error.setTextFormat(Qt.TextFormat.PlainText)  # holds channel names
+        self.move_error.setWordWrap(True)
+        self.move_error.setContentsMargins(12, 4, 12, 4)
+        self.move_error.setAccessibleName("Channel move error")
+        self.move_error.hide()
+        self._move_error_timer = QTimer(self)
+        self._move_error_timer.setSingleShot(True)
+        self._move_error_timer.setInterval(MOVE_ERROR_MS)
+        self._move_error_timer.timeout.connect(self.move_error.hide)
+        self.model.move_failed.connect(self._show_move_error)
+        self.model.move_accepted.connect(self.move_error.hide)
+        #: Keys that move the current channel or category up / down (for managers).
+        self.move_keys = (QKeySequence("Alt+Shift+Up"), QKeySequence("Alt+Shift+Down"))
+
+        self.tree = ChannelTree(self)
         self.tree.setModel(self.model)
         self.tree.setItemDelegate(ChannelDelegate(self.tree))
         self.tree.setHeaderHidden(True)
@@ -296,12 +395,14 @@ class ChannelList(QWidget):
         self.tree.collapsed.connect(lambda index: self._remember(index, collapsed=True))
         self.tree.expanded.connect(lambda index: self._remember(index, collapsed=False))
         self.tree.installEventFilter(self)
+        self.tree.drag_finished.connect(self._keep_open_channel_selected)
         self.model.layoutChanged.connect(self._apply_expansion)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.title)
+        layout.addWidget(self.move_error)
         layout.addWidget(self.tree, 1)
         session.guilds_changed.connect(self._update_title)
 
@@ -392,6 +493,10 @@ class ChannelList(QWidget):
             if not pressed.isEmpty() and pressed in (previous, following):
                 self.jump_to_unread(forward=pressed == following)
                 return True
+            up, down = self.move_keys
+            if not pressed.isEmpty() and pressed in (up, down):
+                self.move_current(up=pressed == up)
+                return True
             if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
                 index = self.tree.currentIndex()
                 if index.isValid():
@@ -422,6 +527,31 @@ class ChannelList(QWidget):
                 self.tree.expand(target.parent())
             self.tree.setCurrentIndex(target)
             self._open(target)
+
+    # Reordering ----------------------------------------------------------------------------
+
+    def move_current(self, *, up: bool) -> bool:
+        """Move the current channel or category one place (Alt+Shift+Up/Down)."""
+        channel_id = self.tree.currentIndex().data(ChannelIdRole)
+        return channel_id is not None and self.model.move_step(int(channel_id), up=up)
+
+    def _add_move_actions(self, menu: QMenu, channel_id: int) -> None:
+        if not self.model.can_reorder():
+            return
+        menu.addSeparator()
+        for label, up, keys in (
+            ("Move up", True, self.move_keys[0]),
+            ("Move down", False, self.move_keys[1]),
+        ):
+            action = menu.addAction(label)
+            action.setShortcut(keys)  # shown in the menu; the tree's key filter acts on it
+            action.setEnabled(self.model.can_step(channel_id, up=up))
+            action.triggered.connect(lambda _=False, up=up: self.model.move_step(channel_id, up=up))
+
+    def _show_move_error(self, text: str) -> None:
+        self.move_error.setText(text)
+        self.move_error.show()
+        self._move_error_timer.start()
 
     # Categories --------------------------------------------------------------------------
 
@@ -471,6 +601,16 @@ class ChannelList(QWidget):
                 action.triggered.connect(
                     lambda _=False, s=seconds: self.settings.mute(channel_id, s)
                 )
+        self._add_move_actions(menu, channel_id)
+        return menu
+
+    def category_menu(self, category_id: int) -> QMenu | None:
+        """A category's menu: moving it, for members who may (None for the others)."""
+        if not self.model.can_reorder():
+            return None
+        menu = QMenu(self)
+        menu.setAccessibleName("Category options")
+        self._add_move_actions(menu, category_id)
         return menu
 
     def volume_popup(self, index: QModelIndex) -> VolumePopup | None:
@@ -493,9 +633,14 @@ class ChannelList(QWidget):
                 popup.setFocus()
             return
         channel_id = index.data(ChannelIdRole) if index.isValid() else None
-        if channel_id is None or index.data(KindRole) == ChannelType.GUILD_CATEGORY:
+        if channel_id is None:
             return
-        menu = self.channel_menu(int(channel_id))
+        if index.data(KindRole) == ChannelType.GUILD_CATEGORY:
+            menu = self.category_menu(int(channel_id))
+            if menu is None:
+                return
+        else:
+            menu = self.channel_menu(int(channel_id))
         menu.exec(self.tree.viewport().mapToGlobal(point))
         menu.deleteLater()
 

@@ -3,10 +3,14 @@ nothing, stays shallow, and lays out in bounded time."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from collections import Counter
+from pathlib import Path
 
 import pytest
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QTextCursor, QTextFormat
 from PySide6.QtWidgets import QApplication
 
 from nexus_desktop.markdown import (
@@ -19,6 +23,14 @@ from nexus_desktop.markdown import (
     plain_text,
     render_markdown,
     safe_link,
+)
+from nexus_desktop.themes import (
+    BUILTIN_DIR,
+    ThemeError,
+    add_theme_dir,
+    apply_theme,
+    find_theme,
+    remove_theme_dir,
 )
 
 HOSTILE = {
@@ -182,3 +194,142 @@ def test_plain_text_drops_markers_and_keeps_spoilers_hidden() -> None:
     assert flat == "bold it gone x = 1 ▒▒▒ @bob site quote"
     assert "secret" not in flat and "*" not in flat
     assert len(plain_text("word " * 500, limit=50)) == 50
+
+
+# Spoiler colours follow the theme ---------------------------------------------------------
+
+
+def wcag_contrast(one: QColor, other: QColor) -> float:
+    """WCAG 2.x contrast ratio, written out here so the app's own formula is checked."""
+
+    def luminance(colour: QColor) -> float:
+        def linear(value: int) -> float:
+            c = value / 255
+            return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+        return (
+            0.2126 * linear(colour.red())
+            + 0.7152 * linear(colour.green())
+            + 0.0722 * linear(colour.blue())
+        )
+
+    high, low = sorted((luminance(one), luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def spoiler_box(doc: SafeTextDocument, background: QColor, word: str) -> Counter[str]:
+    """Paint ``doc`` on ``background`` as the message list does and count the colours
+    inside ``word``'s box (one pixel in from its edges)."""
+    image = QImage(320, int(doc.size().height()) + 2, QImage.Format.Format_RGB32)
+    image.fill(background)
+    painter = QPainter(image)
+    doc.drawContents(painter)
+    painter.end()
+    block = doc.begin()
+    line = block.layout().lineAt(0)
+    start = block.text().index(word)
+    left, _ = line.cursorToX(start)
+    right, _ = line.cursorToX(start + len(word))
+    top = doc.documentLayout().blockBoundingRect(block).top() + line.y()
+    return Counter(
+        QColor(image.pixel(x, y)).name()
+        for x in range(int(left) + 1, int(right) - 1)
+        for y in range(int(top) + 1, int(top + line.height()) - 1)
+    )
+
+
+def laid_out(html: str) -> SafeTextDocument:
+    doc = SafeTextDocument()
+    doc.setDocumentMargin(0)
+    doc.setHtml(html)
+    doc.setTextWidth(320)
+    return doc
+
+
+@pytest.mark.parametrize("theme", ["dark", "light", "high-contrast"])
+def test_spoilers_are_opaque_when_hidden_and_readable_when_revealed(
+    qt_app: QApplication, theme: str
+) -> None:
+    palette_file = find_theme(theme)[1]
+    variables = json.loads(palette_file.read_text())["vars"]
+    background = QColor(variables["main_bg"])
+    hover = QColor(variables["hover_bg"])  # a message under the pointer
+    try:
+        apply_theme(qt_app, theme)
+        text_colour = qt_app.palette().color(QPalette.ColorRole.Text)
+
+        # Hidden: one solid block of the theme's spoiler colour; no letter shows.
+        hidden = laid_out(render_markdown("see ||secret|| now"))
+        assert set(spoiler_box(hidden, background, "secret")) == {variables["spoiler_hidden"]}
+        assert QColor(variables["spoiler_hidden"]) != background
+
+        # Revealed: the theme's text colour on a tinted background, at least 4.5:1
+        # (WCAG AA), on a resting and on a hovered message.
+        revealed = laid_out(render_markdown("see ||secret|| now", reveal_spoilers=True))
+        cursor = QTextCursor(revealed)
+        cursor.setPosition(revealed.toPlainText().index("secret") + 1)
+        assert not cursor.charFormat().hasProperty(QTextFormat.Property.ForegroundBrush)
+        for under in (background, hover):
+            colours = spoiler_box(revealed, under, "secret")
+            tint, _count = colours.most_common(1)[0]
+            assert QColor(tint) != under, "a revealed spoiler is marked by its background"
+            assert len(colours) > 1, "the revealed text is drawn"
+            ratio = wcag_contrast(text_colour, QColor(tint))
+            assert ratio >= 4.5, f"{theme}: revealed spoiler text at {ratio:.2f}:1 on {tint}"
+    finally:
+        apply_theme(qt_app, "dark")
+
+
+def test_a_theme_switch_recolours_spoilers(qt_app: QApplication) -> None:
+    try:
+        apply_theme(qt_app, "dark")
+        dark_hidden = render_markdown("||plot twist||")
+        dark_revealed = laid_out(render_markdown("a ||plot twist|| b", reveal_spoilers=True))
+        apply_theme(qt_app, "light")
+        # Rendered afresh with the light theme's block colour (not the dark one cached).
+        light_hidden = render_markdown("||plot twist||")
+        assert light_hidden != dark_hidden and "#b5bac1" in light_hidden
+        # A document laid out under the dark theme and kept (message rows are cached)
+        # still reads on the light background: its text takes the light palette.
+        light_bg = QColor("#ffffff")
+        colours = spoiler_box(dark_revealed, light_bg, "plot")
+        tint = QColor(colours.most_common(1)[0][0])
+        text_colour = qt_app.palette().color(QPalette.ColorRole.Text)
+        assert wcag_contrast(text_colour, tint) >= 4.5
+    finally:
+        apply_theme(qt_app, "dark")
+
+
+def test_a_theme_with_unreadable_spoilers_is_refused(qt_app: QApplication, tmp_path: Path) -> None:
+    folder = tmp_path / "themes"
+    folder.mkdir()
+    dark = json.loads((BUILTIN_DIR / "dark.json").read_text())
+    sheet = (BUILTIN_DIR / "dark.qss").read_text()
+    for name, key, value in (
+        ("glare", "spoiler_revealed", "#e0ffffff"),  # a near-white tint under light text
+        ("seethrough", "spoiler_hidden", "#801e1f22"),  # hidden text would show
+        ("nonsense", "spoiler_hidden", "blurple-ish"),
+    ):
+        palette = {**dark, "vars": {**dark["vars"], key: value}}
+        (folder / f"{name}.json").write_text(json.dumps(palette, indent=2))
+        (folder / f"{name}.qss").write_text(sheet)
+    add_theme_dir(folder)
+    try:
+        apply_theme(qt_app, "dark")
+        before = render_markdown("||kept||")
+        for name, key in (
+            ("glare", "spoiler_revealed"),
+            ("seethrough", "spoiler_hidden"),
+            ("nonsense", "spoiler_hidden"),
+        ):
+            with pytest.raises(ThemeError) as refused:
+                apply_theme(qt_app, name)
+            text = (folder / f"{name}.json").read_text()
+            line = text[: text.index(f'"{key}"')].count("\n") + 1
+            assert str(refused.value).startswith(f"{folder / f'{name}.json'}:{line}:")
+            if name == "glare":
+                assert "4.5:1" in str(refused.value)
+        assert render_markdown("||kept||") == before  # the dark theme's colours stay
+    finally:
+        remove_theme_dir(folder)
+        apply_theme(qt_app, "dark")
