@@ -66,8 +66,10 @@ COPY_BUTTON_STYLE = "background-color:#404249; color:#dbdee1; text-decoration:no
 # reveals the message's spoilers; a code block's Copy button names the block's index.
 SPOILER_HREF = "nexus:spoiler"
 COPY_CODE_HREF = "nexus:copy-code/"
-QUOTE_STYLE = "color:#b5bac1;"
-NOTE_STYLE = "color:#949ba4; font-style:italic;"
+# Quotes and notes keep the theme's text colour (a fixed grey reads at 2:1 on a light
+# theme): the indent marks a quote, italics a note.
+QUOTE_STYLE = "margin-left:12px;"
+NOTE_STYLE = "font-style:italic;"
 
 # Embedding, override and isolate controls let a message reorder how text around it
 # reads (a "txt.exe" that shows as "exe.txt"); marks (LRM/RLM) are harmless and kept.

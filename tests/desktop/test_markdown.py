@@ -333,3 +333,21 @@ def test_a_theme_with_unreadable_spoilers_is_refused(qt_app: QApplication, tmp_p
     finally:
         remove_theme_dir(folder)
         apply_theme(qt_app, "dark")
+
+
+@pytest.mark.parametrize("theme", ["dark", "light", "high-contrast"])
+def test_quotes_and_notes_read_in_every_theme(qt_app: QApplication, theme: str) -> None:
+    background = QColor(json.loads(find_theme(theme)[1].read_text())["vars"]["main_bg"])
+    try:
+        apply_theme(qt_app, theme)
+        text_colour = qt_app.palette().color(QPalette.ColorRole.Text)
+        long_code = "```\n" + "line\n" * 5000 + "```"
+        for source, words in (("> quoted words", "quoted"), (long_code, "code cut")):
+            doc = laid_out(render_markdown(source))
+            cursor = QTextCursor(doc)
+            cursor.setPosition(doc.toPlainText().index(words) + 1)
+            # No colour of its own: the theme's text colour, which reads on its background.
+            assert not cursor.charFormat().hasProperty(QTextFormat.Property.ForegroundBrush)
+            assert wcag_contrast(text_colour, background) >= 4.5
+    finally:
+        apply_theme(qt_app, "dark")
