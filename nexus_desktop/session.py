@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from nexus_client import Client, InvalidInput, NexusError, Unauthorized
@@ -72,6 +72,7 @@ class AppSession(QObject):
     history_loaded = Signal(object)  # channel_id
     read_elsewhere = Signal(object, object)  # channel_id, message_id: acked by a session
     connection_changed = Signal(bool)
+    user_updated = Signal(object)  # User: someone's profile (avatar, names) changed
     error = Signal(str)
 
     def __init__(
@@ -219,6 +220,9 @@ class AppSession(QObject):
         async def connected(*_: Any) -> None:
             self.connection_changed.emit(True)
 
+        async def user_update(user: User) -> None:
+            self._user_updated(account, user)
+
         async def dispatch(event: str, data: Any) -> None:
             guild_id = encrypted.note(event, data)
             if guild_id is not None:
@@ -255,6 +259,7 @@ class AppSession(QObject):
             ("reaction_clear", reaction),
             ("typing", typing),
             ("presence_update", presence),
+            ("user_update", user_update),
             ("outbox_sent", outbox_sent),
             ("ready", connected),
             ("resumed", connected),
@@ -647,6 +652,32 @@ class AppSession(QObject):
                 ],
             )
         )
+
+    # Profiles and images (avatars, banners, community icons) ---------------------------
+
+    def _user_updated(self, account: Account, user: User) -> None:
+        """USER_UPDATE: someone changed their profile. The SDK's cache keeps only this
+        account's own user current, while each community's members carry a copy of
+        theirs: refresh those copies, so member lists show the new name and avatar."""
+        members = account.client.cache.members
+        for guild_id, in_guild in members.items():
+            member = in_guild.get(user.id)
+            if member is not None:
+                in_guild[user.id] = member.model_copy(update={"user": user})
+                self.members_changed.emit(guild_id)
+        self.user_updated.emit(user)
+
+    async def fetch_image(
+        self,
+        account: Account,
+        kind: Literal["avatar", "banner", "icon", "guild_banner"],
+        owner_id: int,
+        image_hash: str,
+        size: int | None,
+    ) -> bytes:
+        """An avatar's, banner's or community icon's bytes (an operation for ``run``):
+        from the account's encrypted store when fetched before, else from its relay."""
+        return await account.client.fetch_image(kind, owner_id, image_hash, size)
 
     # Navigation (read states, presence) -------------------------------------------------
 

@@ -3,7 +3,7 @@ role, then "Online", then "Offline" at the bottom. Headers are rows of their own
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from nexus_protocol.models import Member, Role
@@ -18,6 +18,7 @@ IsHeaderRole = Qt.ItemDataRole.UserRole + 1
 UserIdRole = Qt.ItemDataRole.UserRole + 2
 PresenceRole = Qt.ItemDataRole.UserRole + 3
 RoleColorRole = Qt.ItemDataRole.UserRole + 4
+AvatarRole = Qt.ItemDataRole.UserRole + 5
 
 OFFLINE_STATUSES = frozenset({"offline", "invisible"})
 
@@ -39,6 +40,7 @@ class Row:
     text: str
     color: int = 0  # role colour, 0 = none
     status: str = "offline"
+    avatar: str | None = None  # the member's avatar hash
 
 
 def group_members(members: list[Member], roles: list[Role], presence: Any) -> list[Row]:
@@ -55,7 +57,14 @@ def group_members(members: list[Member], roles: list[Role], presence: Any) -> li
         status = presence(member.user.id)
         # A member's name takes the colour of their highest coloured role.
         colour = next((r.color for r in by_position if r.color and r.id in member.roles), 0)
-        row = Row(False, ("member", member.user.id), display_name(member), colour, status)
+        row = Row(
+            False,
+            ("member", member.user.id),
+            display_name(member),
+            colour,
+            status,
+            member.user.avatar,
+        )
         if status in OFFLINE_STATUSES:
             offline.append(row)
             continue
@@ -142,8 +151,7 @@ class MemberListModel(QAbstractListModel):
         if was_offline != (status in OFFLINE_STATUSES):
             self._rebuild()  # moves between groups
             return
-        old = self._rows[row]
-        self._rows[row] = Row(old.header, old.key, old.text, old.color, status)
+        self._rows[row] = replace(self._rows[row], status=status)
         self.dataChanged.emit(self.index(row), self.index(row))
 
     # Model ---------------------------------------------------------------------------------
@@ -174,7 +182,13 @@ class MemberListModel(QAbstractListModel):
             return row.status
         if role == RoleColorRole:
             return QColor(f"#{row.color:06x}") if row.color else None
+        if role == AvatarRole:
+            return None if row.header else row.avatar
         return None
+
+    def row_of_user(self, user_id: int) -> int:
+        """The row showing ``user_id``, or -1."""
+        return next((i for i, r in enumerate(self._rows) if r.key == ("member", user_id)), -1)
 
     def rows(self) -> list[tuple[bool, str]]:
         """(is header, text) for every row: what the list shows."""

@@ -1,8 +1,17 @@
-"""The member list: group headers in the role's colour, members with a presence dot."""
+"""The member list: group headers in the role's colour, members with their avatar and
+a presence dot."""
 
 from __future__ import annotations
 
-from ..models.members import IsHeaderRole, MemberListModel, PresenceRole, RoleColorRole
+from ..avatars import ImageCache, ImageKey, avatars_for, paint_avatar
+from ..models.members import (
+    AvatarRole,
+    IsHeaderRole,
+    MemberListModel,
+    PresenceRole,
+    RoleColorRole,
+    UserIdRole,
+)
 from ..qt import (
     QAbstractItemView,
     QColor,
@@ -12,6 +21,7 @@ from ..qt import (
     QPainter,
     QPalette,
     QPersistentModelIndex,
+    QPixmap,
     QRect,
     QSize,
     QStyle,
@@ -41,6 +51,13 @@ def presence_color(status: str) -> QColor:
 
 
 class MemberDelegate(QStyledItemDelegate):
+    def __init__(self, session: AppSession, model: MemberListModel, view: QListView) -> None:
+        super().__init__(view)
+        self._session = session
+        self._model = model
+        self._view = view
+        self._avatars: ImageCache | None = None
+
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         return QSize(200, 28 if index.data(IsHeaderRole) else AVATAR + 10)
 
@@ -82,12 +99,15 @@ class MemberDelegate(QStyledItemDelegate):
 
         avatar = QRect(box.left() + 4, box.center().y() - AVATAR // 2, AVATAR, AVATAR)
         painter.setOpacity(0.4 if offline else 1.0)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(palette.color(QPalette.ColorRole.Button))
-        painter.drawEllipse(avatar)
-        painter.setPen(palette.color(QPalette.ColorRole.ButtonText))
         painter.setFont(font)
-        painter.drawText(avatar, Qt.AlignmentFlag.AlignCenter, text[:1].upper())
+        paint_avatar(
+            painter,
+            avatar,
+            self._picture(index, painter.device().devicePixelRatioF()),
+            palette.color(QPalette.ColorRole.Button),
+            palette.color(QPalette.ColorRole.ButtonText),
+            text,
+        )
         painter.setOpacity(1.0)
 
         dot = QRect(avatar.right() - 10, avatar.bottom() - 10, 12, 12)
@@ -110,6 +130,25 @@ class MemberDelegate(QStyledItemDelegate):
         )
         painter.restore()
 
+    def _picture(self, index: Index, ratio: float) -> QPixmap | None:
+        image_hash = index.data(AvatarRole)
+        guild_id = self._model.guild_id
+        if not image_hash or guild_id is None:
+            return None
+        if self._avatars is None:
+            self._avatars = avatars_for(self._session)
+            self._avatars.image_ready.connect(self._image_ready)
+        return self._avatars.avatar(
+            guild_id, int(index.data(UserIdRole)), image_hash, AVATAR, ratio
+        )
+
+    def _image_ready(self, key: ImageKey) -> None:
+        if key.kind != "avatar":
+            return
+        row = self._model.row_of_user(key.owner_id)
+        if row >= 0:
+            self._view.update(self._model.index(row))
+
 
 class MemberList(QWidget):
     def __init__(self, session: AppSession, parent: QWidget | None = None) -> None:
@@ -118,7 +157,7 @@ class MemberList(QWidget):
         self.model = MemberListModel(session, self)
         self.list = QListView(self)
         self.list.setModel(self.model)
-        self.list.setItemDelegate(MemberDelegate(self.list))
+        self.list.setItemDelegate(MemberDelegate(session, self.model, self.list))
         self.list.setAccessibleName("Members")
         self.list.setMouseTracking(True)
         self.list.setFrameShape(QListView.Shape.NoFrame)

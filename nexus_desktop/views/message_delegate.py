@@ -12,6 +12,11 @@ where scrolling back goes): the view relayouts every row from Python for any cha
 height (5 to 15 ms for a full window), so corrections are announced in batches — when a
 corrected row comes near the viewport, when ``ANNOUNCE_BATCH`` have piled up, or when
 the whole window is measured — not once per painted row.
+
+Author avatars are painted from pixmaps the session's image cache (``avatars``) cut
+ahead of time, one per (picture, size, pixel ratio): a look-up per row, never a decode.
+Until one is ready the row shows the coloured initial, and the rows showing it are
+repainted when it arrives.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import TYPE_CHECKING
 from nexus_client.outbox import PendingMessage
 from nexus_protocol.models import Message
 
+from ..avatars import ImageCache, ImageKey, avatars_for, paint_avatar
 from ..markdown import (
     COPY_CODE_HREF,
     SPOILER_HREF,
@@ -46,6 +52,7 @@ from ..qt import (
     QPainter,
     QPalette,
     QPersistentModelIndex,
+    QPixmap,
     QPoint,
     QRect,
     QSize,
@@ -139,7 +146,9 @@ class _Cached:
     day_label: str = ""
     name: str = ""
     when: str = ""
-    seed: int = 0
+    seed: int = 0  # the author's id: picks the fallback's colour, and whose avatar it is
+    avatar: str | None = None  # the author's avatar when the message was sent
+    own: bool = False  # not sent yet: the signed-in user's current avatar
 
 
 def _chrome(
@@ -208,6 +217,8 @@ class MessageDelegate(QStyledItemDelegate):
         self._idle.setSingleShot(True)
         self._idle.setInterval(0)
         self._idle.timeout.connect(self._work)
+        #: Author pictures, from the session's image cache once a row is painted.
+        self._avatars: ImageCache | None = None
 
     def attach(self, view: QListView, model: MessageListModel) -> None:
         """Measure ``view``'s rows of ``model`` in idle time (the view calls this)."""
@@ -437,10 +448,12 @@ class MessageDelegate(QStyledItemDelegate):
                 if item.member is not None and item.member.nick:
                     name = item.member.nick
                 cached.seed = item.author.id
+                cached.avatar = item.author.avatar
                 cached.when = item.timestamp.astimezone().strftime("%H:%M")
             else:
                 name = self.mentions.get(self.me or 0, "you")
                 cached.seed = self.me or 0
+                cached.own = True
             cached.name = name
         if isinstance(item, Message):
             self._layouts[item.id] = cached
@@ -708,11 +721,14 @@ class MessageDelegate(QStyledItemDelegate):
         out = cached.out
         assert out.avatar is not None and out.header is not None
         name = cached.name
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(AVATAR_COLOURS[cached.seed % len(AVATAR_COLOURS)]))
-        painter.drawEllipse(out.avatar)
-        painter.setPen(QColor("#ffffff"))
-        painter.drawText(out.avatar, Qt.AlignmentFlag.AlignCenter, (name[:1] or "?").upper())
+        paint_avatar(
+            painter,
+            out.avatar,
+            self._author_picture(cached, painter.device().devicePixelRatioF()),
+            QColor(AVATAR_COLOURS[cached.seed % len(AVATAR_COLOURS)]),
+            QColor("#ffffff"),
+            name,
+        )
         font = painter.font()
         bold = QFont(font)
         bold.setBold(True)
@@ -727,6 +743,47 @@ class MessageDelegate(QStyledItemDelegate):
         painter.setPen(muted)
         stamp = out.header.adjusted(metrics.horizontalAdvance(shown) + 8, 0, 0, 0)
         painter.drawText(stamp, Qt.AlignmentFlag.AlignVCenter, cached.when)
+
+    def _author_picture(self, cached: _Cached, ratio: float) -> QPixmap | None:
+        """The author's avatar if it is ready (a cached look-up, never a decode)."""
+        avatars = self._image_cache()
+        model = self.model
+        if avatars is None or model is None or model.channel_id is None:
+            return None
+        if cached.own:
+            image_hash = avatars.own_hash(cached.seed)
+        else:
+            image_hash = avatars.user_hash(cached.seed, cached.avatar)
+        if image_hash is None:
+            return None
+        return avatars.avatar(model.channel_id, cached.seed, image_hash, AVATAR, ratio)
+
+    def _image_cache(self) -> ImageCache | None:
+        if self._avatars is None:
+            session = self.model.session if self.model is not None else None
+            if session is None:
+                return None
+            self._avatars = avatars_for(session)
+            self._avatars.image_ready.connect(self._image_ready)
+            self._avatars.user_changed.connect(self._repaint_author)
+        return self._avatars
+
+    def _image_ready(self, key: ImageKey) -> None:
+        if key.kind == "avatar":
+            self._repaint_author(key.owner_id)
+
+    def _repaint_author(self, user_id: object) -> None:
+        """Repaint the visible rows written by ``user_id`` (their picture changed)."""
+        view, model = self.view, self.model
+        if view is None or model is None or not view.isVisible() or not model.rowCount():
+            return
+        first, last = self._visible_rows()
+        viewport = view.viewport()
+        for row in range(first, last + 1):
+            item = model.item(row)
+            author = item.author.id if isinstance(item, Message) else self.me
+            if author == user_id:
+                viewport.update(view.visualRect(model.index(row, 0)))
 
     def reply_text(self, item: Message, model: object) -> str:
         """The line above a reply: who wrote the replied-to message and its text as

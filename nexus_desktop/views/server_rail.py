@@ -1,8 +1,9 @@
-"""The community rail: every account's communities as rounded icons, with unread pills
-and mention badges, and buttons to create or join one."""
+"""The community rail: every account's communities as rounded icons (their picture, or
+initials), with unread pills and mention badges, and buttons to create or join one."""
 
 from __future__ import annotations
 
+from ..avatars import ImageCache, ImageKey, Shape, avatars_for
 from ..models.channels import read_states_for
 from ..models.guilds import GuildIdRole, GuildListModel, InitialsRole, MentionRole, UnreadRole
 from ..notifications import notification_settings_for
@@ -16,6 +17,7 @@ from ..qt import (
     QPainter,
     QPalette,
     QPersistentModelIndex,
+    QPixmap,
     QRect,
     QSize,
     QStyle,
@@ -36,8 +38,16 @@ RAIL_WIDTH = 72
 
 
 class GuildIconDelegate(QStyledItemDelegate):
-    """Draws what Discord draws: a rounded square with initials (rounder when selected),
-    a white pill on the left for unread or selected, a red mention count bottom-right."""
+    """Draws what Discord draws: the community's icon, or initials on a circle, turning
+    into a rounded square when hovered or selected; a white pill on the left for unread
+    or selected, a red mention count bottom-right."""
+
+    def __init__(self, session: AppSession, model: GuildListModel, view: QListView) -> None:
+        super().__init__(view)
+        self._session = session
+        self._model = model
+        self._view = view
+        self._avatars: ImageCache | None = None
 
     def sizeHint(
         self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
@@ -69,12 +79,17 @@ class GuildIconDelegate(QStyledItemDelegate):
             painter.drawRoundedRect(pill, 4, 4)
 
         radius = 16 if (selected or hovered) else ICON / 2
-        fill = palette.color(
-            QPalette.ColorRole.Highlight if selected else QPalette.ColorRole.Button
-        )
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(fill)
-        painter.drawRoundedRect(icon, radius, radius)
+        shape = Shape.ROUNDED if (selected or hovered) else Shape.CIRCLE
+        picture = self._picture(index, shape, painter.device().devicePixelRatioF())
+        if picture is not None:
+            painter.drawPixmap(icon.topLeft(), picture)
+        else:
+            fill = palette.color(
+                QPalette.ColorRole.Highlight if selected else QPalette.ColorRole.Button
+            )
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(fill)
+            painter.drawRoundedRect(icon, radius, radius)
         if focused:
             painter.setPen(palette.color(QPalette.ColorRole.Highlight).lighter(150))
             painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -83,12 +98,17 @@ class GuildIconDelegate(QStyledItemDelegate):
         font = QFont(option.font)
         font.setBold(True)
         painter.setFont(font)
-        painter.setPen(
-            palette.color(
-                QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.ButtonText
+        if picture is None:
+            painter.setPen(
+                palette.color(
+                    QPalette.ColorRole.HighlightedText
+                    if selected
+                    else QPalette.ColorRole.ButtonText
+                )
             )
-        )
-        painter.drawText(icon, Qt.AlignmentFlag.AlignCenter, str(index.data(InitialsRole) or "?"))
+            painter.drawText(
+                icon, Qt.AlignmentFlag.AlignCenter, str(index.data(InitialsRole) or "?")
+            )
 
         mentions = int(index.data(MentionRole) or 0)
         if mentions:
@@ -104,6 +124,33 @@ class GuildIconDelegate(QStyledItemDelegate):
             painter.setPen(QColor("white"))
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()
+
+    def _picture(
+        self, index: QModelIndex | QPersistentModelIndex, shape: Shape, ratio: float
+    ) -> QPixmap | None:
+        guild_id = index.data(GuildIdRole)
+        guild = self._session.guild(guild_id) if guild_id is not None else None
+        if guild is None or not guild.icon:
+            return None
+        if self._avatars is None:
+            self._avatars = avatars_for(self._session)
+            self._avatars.image_ready.connect(self._image_ready)
+        # Both shapes are asked for, so hovering shows the picture at once; until the
+        # one wanted is cut, the other stands in.
+        other = Shape.CIRCLE if shape is Shape.ROUNDED else Shape.ROUNDED
+        found = self._avatars.pixmap(
+            guild.id, "icon", guild.id, guild.icon, ICON, ICON, ratio, shape
+        )
+        fallback = self._avatars.pixmap(
+            guild.id, "icon", guild.id, guild.icon, ICON, ICON, ratio, other
+        )
+        return found or fallback
+
+    def _image_ready(self, key: ImageKey) -> None:
+        if key.kind == "icon":
+            row = self._model.row_of(key.owner_id)
+            if row >= 0:
+                self._view.update(self._model.index(row))
 
 
 class ServerRail(QWidget):
@@ -122,7 +169,7 @@ class ServerRail(QWidget):
 
         self.list = QListView(self)
         self.list.setModel(self.model)
-        self.list.setItemDelegate(GuildIconDelegate(self.list))
+        self.list.setItemDelegate(GuildIconDelegate(session, self.model, self.list))
         self.list.setAccessibleName("Communities")
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from nexus_protocol.models import User
+
+from ..avatars import ImageKey, avatars_for, paint_avatar
 from ..qt import (
     QColor,
     QFont,
@@ -10,7 +15,7 @@ from ..qt import (
     QMenu,
     QPainter,
     QPalette,
-    QPixmap,
+    QRect,
     Qt,
     QToolButton,
     QVBoxLayout,
@@ -29,6 +34,59 @@ STATUSES: tuple[tuple[str, str], ...] = (
 AVATAR = 36
 
 
+class AvatarBadge(QWidget):
+    """The signed-in user's avatar with their status dot. Painted, not a pixmap label,
+    so the picture is asked for at the first paint and never before."""
+
+    def __init__(self, session: AppSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._session = session
+        self.account: Account | None = None
+        self.name = ""
+        self.status = "online"
+        self.setFixedSize(AVATAR, AVATAR)
+        self._watching = False
+
+    def paintEvent(self, event: Any) -> None:
+        avatars = avatars_for(self._session)
+        if not self._watching:
+            self._watching = True
+            avatars.image_ready.connect(self._image_ready)
+            avatars.user_changed.connect(self._user_changed)
+        user = self.account.user if self.account is not None else None
+        picture = None
+        if self.account is not None and user is not None:
+            ratio = self.devicePixelRatioF()
+            picture = avatars.avatar(self.account, user.id, user.avatar, AVATAR, ratio)
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        palette = self.palette()
+        paint_avatar(
+            painter,
+            QRect(0, 0, AVATAR, AVATAR),
+            picture,
+            palette.color(QPalette.ColorRole.Highlight),
+            palette.color(QPalette.ColorRole.HighlightedText),
+            self.name,
+        )
+        painter.setBrush(presence_color(self.status))
+        painter.setPen(QColor(palette.color(QPalette.ColorRole.Window)))
+        painter.drawEllipse(AVATAR - 13, AVATAR - 13, 12, 12)
+        painter.end()
+
+    def _mine(self, user_id: object) -> bool:
+        user = self.account.user if self.account is not None else None
+        return user is not None and user.id == user_id
+
+    def _image_ready(self, key: ImageKey) -> None:
+        if key.kind == "avatar" and self._mine(key.owner_id):
+            self.update()
+
+    def _user_changed(self, user_id: object) -> None:
+        if self._mine(user_id):
+            self.update()
+
+
 class UserPanel(QWidget):
     settings_requested = Signal()
     status_changed = Signal(str)
@@ -40,8 +98,7 @@ class UserPanel(QWidget):
         self._account: Account | None = None
         self.status = "online"
 
-        self.avatar = QLabel(self)
-        self.avatar.setFixedSize(AVATAR, AVATAR)
+        self.avatar = AvatarBadge(session, self)
         self.avatar.setAccessibleName("Your avatar")
         self.name = QLabel(self)
         self.name.setTextFormat(Qt.TextFormat.PlainText)  # user-chosen names
@@ -81,6 +138,7 @@ class UserPanel(QWidget):
         layout.addWidget(self.settings_button)
 
         session.guilds_changed.connect(self._refresh)
+        session.user_updated.connect(self._user_updated)
         self._refresh()
 
     def set_guild(self, guild_id: int | None) -> None:
@@ -104,22 +162,13 @@ class UserPanel(QWidget):
         self.name.setToolTip(account.label if account else "")
         self.status_label.setText(dict(STATUSES)[self.status])
         self.status_button.setStyleSheet(f"color: {presence_color(self.status).name()};")
-        self.avatar.setPixmap(self._avatar_pixmap(name))
+        self.avatar.account = account
+        self.avatar.name = name
+        self.avatar.status = self.status
+        self.avatar.update()
 
-    def _avatar_pixmap(self, name: str) -> QPixmap:
-        ratio = self.devicePixelRatioF()
-        pixmap = QPixmap(int(AVATAR * ratio), int(AVATAR * ratio))
-        pixmap.setDevicePixelRatio(ratio)
-        pixmap.fill(Qt.GlobalColor.transparent)
-        painter = QPainter(pixmap)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(self.palette().color(QPalette.ColorRole.Highlight))
-        painter.drawEllipse(0, 0, AVATAR, AVATAR)
-        painter.setPen(self.palette().color(QPalette.ColorRole.HighlightedText))
-        painter.drawText(0, 0, AVATAR, AVATAR, Qt.AlignmentFlag.AlignCenter, name[:1].upper())
-        painter.setBrush(presence_color(self.status))
-        painter.setPen(QColor(self.palette().color(QPalette.ColorRole.Window)))
-        painter.drawEllipse(AVATAR - 13, AVATAR - 13, 12, 12)
-        painter.end()
-        return pixmap
+    def _user_updated(self, user: object) -> None:
+        account = self._account or (self._session.accounts[0] if self._session.accounts else None)
+        me = account.user if account is not None else None
+        if isinstance(user, User) and me is not None and me.id == user.id:
+            self._refresh()  # a new display name; the badge repaints itself
