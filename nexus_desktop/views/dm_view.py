@@ -268,6 +268,12 @@ class DMView(QWidget):
             self._row_labels.append(label)
         QTimer.singleShot(0, self._scroll_to_end)
 
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        # A new theme: the rows' spoiler colours come from it, so render them again.
+        if event.type() == QEvent.Type.StyleChange and self.channel_id is not None:
+            QTimer.singleShot(0, self.refresh)
+
     def _scroll_to_end(self) -> None:
         bar = self.scroll_area.verticalScrollBar()
         bar.setValue(bar.maximum())

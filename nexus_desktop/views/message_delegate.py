@@ -249,6 +249,12 @@ class MessageDelegate(QStyledItemDelegate):
             self._docs.clear()
             self._layouts.clear()
 
+    def restyle(self) -> None:
+        """The font, palette or theme changed: render every row again (spoiler and text
+        colours, sizes) and measure it again."""
+        self._docs.clear()
+        self.forget_all()
+
     def forget_all(self) -> None:
         self._heights.clear()
         self._exact.clear()

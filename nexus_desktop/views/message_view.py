@@ -21,6 +21,7 @@ from ..qt import (
     QAbstractItemView,
     QAction,
     QDesktopServices,
+    QEvent,
     QGuiApplication,
     QKeyEvent,
     QKeySequence,
@@ -66,6 +67,11 @@ QUICK_EMOJI = [
     "👋",
 ]
 TYPING_SECONDS = 10.0
+
+
+# The app's font (a new size), palette or style sheet (a new theme) changed: every
+# rendered row is out of date.
+_RESTYLING_EVENTS = (QEvent.Type.FontChange, QEvent.Type.PaletteChange, QEvent.Type.StyleChange)
 
 
 class MessageView(QWidget):
@@ -118,6 +124,7 @@ class MessageView(QWidget):
         self._loading_history = False
         self._anchor: tuple[QPersistentModelIndex, int] | None = None
         self._acked: int | None = None
+        self._restyle_pending = False
         self._typing_timer = QTimer(self)
         self._typing_timer.setInterval(1000)
         self._typing_timer.timeout.connect(self._refresh_typing)
@@ -262,6 +269,19 @@ class MessageView(QWidget):
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._place_jump_button()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in _RESTYLING_EVENTS and not self._restyle_pending:
+            # A theme sets the font, the palette and the style sheet one after the other:
+            # render and measure the rows once, after the last of them.
+            self._restyle_pending = True
+            QTimer.singleShot(0, self._restyle)
+
+    def _restyle(self) -> None:
+        self._restyle_pending = False
+        self.delegate.restyle()
+        self._relayout()
 
     def _place_jump_button(self) -> None:
         hint = self.jump_button.sizeHint()
