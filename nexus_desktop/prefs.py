@@ -21,6 +21,8 @@ DEFAULT_KEYBINDS: dict[str, str] = {
     "next_unread": "Alt+Down",
     "toggle_mute": "Ctrl+Shift+M",
     "push_to_talk": "",
+    "move_channel_up": "Alt+Shift+Up",
+    "move_channel_down": "Alt+Shift+Down",
 }
 
 KEYBIND_LABELS: dict[str, str] = {
@@ -30,6 +32,8 @@ KEYBIND_LABELS: dict[str, str] = {
     "next_unread": "Next unread channel",
     "toggle_mute": "Toggle mute",
     "push_to_talk": "Push to talk",
+    "move_channel_up": "Move channel up (Manage Channels)",
+    "move_channel_down": "Move channel down (Manage Channels)",
 }
 
 DEFAULTS: dict[str, Any] = {

@@ -265,6 +265,10 @@ class MainWindow(QMainWindow):
             QKeySequence(keybinds.get("previous_unread", "")),
             QKeySequence(keybinds.get("next_unread", "")),
         )
+        self.channel_list.move_keys = (
+            QKeySequence(keybinds.get("move_channel_up", "")),
+            QKeySequence(keybinds.get("move_channel_down", "")),
+        )
         self.push_to_talk.reload()
 
     def mark_channel_read(self) -> None:

@@ -59,6 +59,13 @@ async def test_a_changed_shortcut_works_without_a_restart(tmp_path: Path) -> Non
         dialog.close()
         assert window.shortcuts["next_unread"].key() == QKeySequence("Ctrl+Down")
         assert window.channel_list.unread_keys[1] == QKeySequence("Ctrl+Down")
+
+        # So do the keys that move a channel.
+        dialog = window.open_settings()
+        dialog.keybinds_page.editors["move_channel_up"].setKeySequence(QKeySequence("Ctrl+Alt+U"))
+        dialog.keybinds_page.editors["move_channel_up"].editingFinished.emit()
+        dialog.close()
+        assert window.channel_list.move_keys[0] == QKeySequence("Ctrl+Alt+U")
     finally:
         window.close()
         await session.close()
