@@ -109,6 +109,7 @@ class VoicePerson:
 
     user_id: int
     name: str
+    avatar: str | None = None  # the avatar's hash, as on ``User.avatar``
     self_mute: bool = False
     self_deaf: bool = False
     server_mute: bool = False
@@ -273,6 +274,19 @@ class VoiceController(QObject):
             if dm.peer.id == user_id:
                 return dm.peer.global_name or dm.peer.username
         return str(user_id)
+
+    def avatar_of(self, account: Account, user_id: int) -> str | None:
+        """The avatar hash ``user_id`` has now, as far as this account knows."""
+        if account.user is not None and account.user.id == user_id:
+            return account.user.avatar
+        for members in account.client.cache.members.values():
+            member = members.get(user_id)
+            if member is not None and member.user is not None:
+                return member.user.avatar
+        for dm in self._session.dm_channels():
+            if dm.peer.id == user_id:
+                return dm.peer.avatar
+        return None
 
     # Operations -----------------------------------------------------------------------------
 
@@ -546,6 +560,7 @@ class VoiceController(QObject):
         return VoicePerson(
             user_id=user_id,
             name=str(name) if name else self.name_of(account, user_id),
+            avatar=self.avatar_of(account, user_id),
             self_mute=bool(state.get("self_mute")),
             self_deaf=bool(state.get("self_deaf")),
             server_mute=bool(state.get("mute")),

@@ -56,6 +56,7 @@ VoiceDeafRole = Qt.ItemDataRole.UserRole + 9
 SpeakingRole = Qt.ItemDataRole.UserRole + 10
 InVoiceRole = Qt.ItemDataRole.UserRole + 11  # voice channels: the user is connected here
 EncryptedRole = Qt.ItemDataRole.UserRole + 12  # end-to-end encrypted (a lock is drawn)
+VoiceAvatarRole = Qt.ItemDataRole.UserRole + 13  # person rows: their avatar's hash
 
 PERSON_KIND = -1  # KindRole of a person row under a voice channel
 
@@ -468,6 +469,8 @@ class ChannelTreeModel(QAbstractItemModel):
             return PERSON_KIND
         if role == VoiceUserRole:
             return person.user_id
+        if role == VoiceAvatarRole:
+            return person.avatar
         if role == VoiceMutedRole:
             return person.muted
         if role == VoiceDeafRole:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from nexus_protocol.models import ChannelType
 
+from ..avatars import ImageCache, ImageKey, avatars_for, paint_avatar
 from ..models.channels import (
     PERSON_KIND,
     ChannelIdRole,
@@ -22,6 +23,7 @@ from ..models.channels import (
     MutedRole,
     SpeakingRole,
     UnreadRole,
+    VoiceAvatarRole,
     VoiceDeafRole,
     VoiceMutedRole,
     VoiceUserRole,
@@ -52,6 +54,7 @@ from ..qt import (
     QPalette,
     QPen,
     QPersistentModelIndex,
+    QPixmap,
     QPoint,
     QRect,
     QSize,
@@ -103,7 +106,15 @@ def channel_glyph(kind: int | None, metrics: QFontMetrics) -> str:
 
 
 class ChannelDelegate(QStyledItemDelegate):
-    """Glyph + name, a category arrow, and a mention badge on the right."""
+    """Glyph + name, a category arrow, and a mention badge on the right; under a voice
+    channel, the people in it."""
+
+    def __init__(self, session: AppSession, model: ChannelTreeModel, view: QTreeView) -> None:
+        super().__init__(view)
+        self._session = session
+        self._model = model
+        self._view = view
+        self._avatars: ImageCache | None = None
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         size = super().sizeHint(option, index)
@@ -201,6 +212,23 @@ class ChannelDelegate(QStyledItemDelegate):
         )
         painter.restore()
 
+    def _picture(self, index: Index, ratio: float) -> QPixmap | None:
+        guild_id = self._model.guild_id
+        if guild_id is None:
+            return None
+        if self._avatars is None:
+            self._avatars = avatars_for(self._session)
+            self._avatars.image_ready.connect(self._image_ready)
+            self._avatars.user_changed.connect(lambda _user: self._view.viewport().update())
+        user_id = int(index.data(VoiceUserRole))
+        # The voice state's record may predate a new avatar: the cache knows the latest.
+        image_hash = self._avatars.user_hash(user_id, index.data(VoiceAvatarRole))
+        return self._avatars.avatar(guild_id, user_id, image_hash, AVATAR, ratio)
+
+    def _image_ready(self, key: ImageKey) -> None:
+        if key.kind == "avatar":
+            self._view.viewport().update()  # a handful of people rows: repaint them all
+
     def _paint_person(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         """Indented under its channel: avatar (ringed green while speaking), name, then
         mute and deafen icons on the right."""
@@ -218,20 +246,23 @@ class ChannelDelegate(QStyledItemDelegate):
         name = str(index.data())
         speaking = bool(index.data(SpeakingRole))
         avatar = QRect(box.left() + 4, box.center().y() - AVATAR // 2, AVATAR, AVATAR)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(palette.color(QPalette.ColorRole.Highlight))
-        painter.drawEllipse(avatar)
+        small = QFont(option.font)
+        small.setPointSizeF(small.pointSizeF() * 0.8)
+        painter.setFont(small)
+        paint_avatar(
+            painter,
+            avatar,
+            self._picture(index, painter.device().devicePixelRatioF()),
+            palette.color(QPalette.ColorRole.Highlight),
+            palette.color(QPalette.ColorRole.HighlightedText),
+            name,
+        )
         if speaking:
             ring = QPen(GREEN)
             ring.setWidth(2)
             painter.setPen(ring)
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawEllipse(avatar.adjusted(-2, -2, 2, 2))
-        small = QFont(option.font)
-        small.setPointSizeF(small.pointSizeF() * 0.8)
-        painter.setFont(small)
-        painter.setPen(palette.color(QPalette.ColorRole.HighlightedText))
-        painter.drawText(avatar, Qt.AlignmentFlag.AlignCenter, name[:1].upper())
 
         icons: list[tuple[str, bool]] = []
         if index.data(VoiceMutedRole) or index.data(VoiceDeafRole):
@@ -378,7 +409,7 @@ class ChannelList(QWidget):
 
         self.tree = ChannelTree(self)
         self.tree.setModel(self.model)
-        self.tree.setItemDelegate(ChannelDelegate(self.tree))
+        self.tree.setItemDelegate(ChannelDelegate(session, self.model, self.tree))
         self.tree.setHeaderHidden(True)
         self.tree.setRootIsDecorated(False)  # the delegate draws the category arrow
         self.tree.setIndentation(0)

@@ -5,10 +5,12 @@ a sound card: both speak a tone and play into nothing."""
 from __future__ import annotations
 
 import asyncio
+import io
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtTest import QTest
@@ -26,6 +28,7 @@ from nexus_desktop.models.channels import (
 from nexus_desktop.prefs import Prefs
 from nexus_desktop.session import AppSession
 from nexus_desktop.views.call_dialogs import ConsentDialog, RingDialog
+from nexus_desktop.views.channel_list import AVATAR, PERSON_INDENT
 from nexus_desktop.views.main_window import MainWindow
 from nexus_desktop.views.settings_dialog import SettingsDialog
 from nexus_desktop.views.voice_panel import VolumePopup
@@ -33,6 +36,22 @@ from nexus_desktop.views.voice_settings_page import VoiceSettingsPage
 from nexus_desktop.voice import VoiceSettings
 
 PASSWORD = "correct horse battery"
+PURPLE = QColor(128, 0, 200)
+
+
+def solid_png(colour: QColor, size: int = 64) -> bytes:
+    picture = io.BytesIO()
+    rgb = (colour.red(), colour.green(), colour.blue())
+    Image.new("RGB", (size, size), rgb).save(picture, "PNG")
+    return picture.getvalue()
+
+
+def close_to(actual: QColor, expected: QColor, tolerance: int = 24) -> bool:
+    return (
+        abs(actual.red() - expected.red()) <= tolerance
+        and abs(actual.green() - expected.green()) <= tolerance
+        and abs(actual.blue() - expected.blue()) <= tolerance
+    )
 
 
 async def until(condition: Callable[[], object], timeout: float = 15.0) -> None:
@@ -91,6 +110,9 @@ async def test_voice_channel_join_mute_consent_and_disconnect(
         await until(lambda: "Lounge" in channels.visible_names())
         assert not window.voice_panel.isVisible()
         assert channels.current_channel() == general.id
+
+        # Bob has a picture: it shows on his row under the voice channel.
+        await bob.set_avatar(solid_png(PURPLE))
 
         # Bob is already talking in Lounge: alice sees him under it without joining.
         bob_call = await bob.join_voice(
@@ -152,6 +174,14 @@ async def test_voice_channel_join_mute_consent_and_disconnect(
         for box in people:  # the ring left of each name is drawn green
             ring = viewport.mapTo(window, QPoint(box.left() + 30, box.center().y()))
             assert greenish(image, ring.x(), ring.y()), "no speaking ring"
+
+        def avatar_colour(user_id: int) -> QColor:
+            box = channels.tree.visualRect(row_of(user_id))  # type: ignore[arg-type]
+            centre = QPoint(box.left() + PERSON_INDENT + 4 + AVATAR // 2, box.center().y())
+            return viewport.grab().toImage().pixelColor(centre)
+
+        await until(lambda: close_to(avatar_colour(bob_id), PURPLE))
+        assert not close_to(avatar_colour(alice_id), PURPLE)  # hers: the initial
 
         # Per-person volume, by keyboard: Down from Lounge reaches bob, the menu key
         # opens his 0 to 200 % slider.
