@@ -22,7 +22,9 @@ from ..qt import (
     QLabel,
     QMainWindow,
     QMenu,
+    QPushButton,
     QShortcut,
+    QSizePolicy,
     QStackedWidget,
     Qt,
     QToolButton,
@@ -43,6 +45,9 @@ from .voice_panel import PushToTalkKeys, VoicePanel
 if TYPE_CHECKING:
     from .join_dialog import HostDialog
     from .settings_dialog import SettingsDialog
+
+
+LEFT_COLUMN_WIDTH = 240  # the channel list, voice panel and user panel
 
 
 def _plain(text: str = "", name: str = "") -> QLabel:
@@ -84,16 +89,22 @@ class MainWindow(QMainWindow):
         self.dm_button.setToolTip("Direct messages (end-to-end encrypted)")
         self.dm_button.setAccessibleName("Direct messages")
         self.dm_button.setCheckable(True)
+        self.dm_button.setObjectName("HomeButton")
+        self.dm_button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.left_stack = QStackedWidget(self)  # a community's channels, or the DMs
         self.centre_stack = QStackedWidget(self)  # a channel, or a DM conversation
         self.notification_settings = notification_settings_for(session)
         self.notifier = Notifier(session, self.notification_settings, self)
 
-        self.community_button = QToolButton(self)
-        self.community_button.setText("Community ▾")
+        # The community's name heads its channels and opens its menu, as on Discord.
+        self.community_button = QPushButton("Community", self)
+        self.community_button.setObjectName("CommunityHeader")
         self.community_button.setAccessibleName("Community menu")
-        self.community_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.community_button.setMenu(self._community_menu())
+        self.community_button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        # Opened by hand, not with setMenu: a menu button's indicator would undo the
+        # style sheet's padding, and the text already ends with an arrow.
+        self.community_menu = self._community_menu()
+        self.community_button.clicked.connect(self.show_community_menu)
         self.channel_name = _plain(name="ChannelName")
         self.channel_name.setAccessibleName("Channel name")
         self.channel_e2ee = _plain("🔒 End-to-end encrypted", "ChannelE2EE")
@@ -142,6 +153,7 @@ class MainWindow(QMainWindow):
         community.setSpacing(0)
         community.addWidget(self.community_button)
         community.addWidget(self.channel_list, 1)
+        self.channel_list.title.hide()  # the header button above names the community
         community_page = QWidget(self)
         community_page.setLayout(community)
         self.left_stack.addWidget(community_page)
@@ -154,7 +166,7 @@ class MainWindow(QMainWindow):
         left.addWidget(self.user_panel)
         left_column = QWidget(self)
         left_column.setLayout(left)
-        left_column.setFixedWidth(240)
+        left_column.setFixedWidth(LEFT_COLUMN_WIDTH)
 
         header = QHBoxLayout()
         header.setContentsMargins(12, 6, 12, 6)
@@ -222,6 +234,7 @@ class MainWindow(QMainWindow):
         session.connection_changed.connect(self._show_connection)
         session.error.connect(lambda text: self.statusBar().showMessage(text, 15000))
         session.channels_changed.connect(self._refresh_header)
+        session.guilds_changed.connect(self._refresh_community_header)
         session.guilds_changed.connect(self._open_first_guild)
         session.guilds_changed.connect(self._select_pending)
         session.voice.incoming_call.connect(self.show_incoming_call)
@@ -313,6 +326,7 @@ class MainWindow(QMainWindow):
     def open_guild(self, guild_id: int) -> None:
         self._show_communities()
         self.guild_id = guild_id
+        self._refresh_community_header()
         self.channel_list.set_guild(guild_id)
         self.member_list.set_guild(guild_id)
         self.user_panel.set_guild(guild_id)
@@ -344,6 +358,20 @@ class MainWindow(QMainWindow):
     def _open_first_guild(self) -> None:
         if self.guild_id is None and self.session.all_guilds():
             self.rail.select_guild(self.session.all_guilds()[0][1].id)
+
+    def show_community_menu(self) -> None:
+        button = self.community_button
+        self.community_menu.popup(button.mapToGlobal(button.rect().bottomLeft()))
+
+    def _refresh_community_header(self, *_: object) -> None:
+        guild = self.session.guild(self.guild_id) if self.guild_id is not None else None
+        name = guild.name if guild is not None else "Community"
+        button = self.community_button
+        room = LEFT_COLUMN_WIDTH - 48  # less the padding and the arrow
+        shown = button.fontMetrics().elidedText(name, Qt.TextElideMode.ElideRight, room)
+        button.setText(f"{shown}  ▾")
+        button.setToolTip(name if shown != name else "")
+        button.setAccessibleName(f"{name}: community menu")
 
     def _refresh_header(self, *_: object) -> None:
         channel = self.session.channel(self.channel_id) if self.channel_id else None

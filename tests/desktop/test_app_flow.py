@@ -202,6 +202,15 @@ async def test_managing_a_community_from_the_main_window(
         assert session.guild(guild_id).name == "Alice's Place"  # type: ignore[union-attr]
         await until(lambda: window.channel_name.text() == "# general", what="#general")
 
+        # Its name heads the channel list, and opens the community's menu.
+        header = window.community_button
+        assert header.text().startswith("Alice's Place") and header.isVisible()
+        assert not window.channel_list.title.isVisible()  # named once, not twice
+        QTest.mouseClick(header, Qt.MouseButton.LeftButton)
+        assert window.community_menu.isVisible()
+        assert "Community settings…" in [a.text() for a in window.community_menu.actions()]
+        window.community_menu.close()
+
         # A channel and a role, through the session's account (the owner's tools).
         channel = await account.client.create_channel(guild_id, "announcements")
         await until(
