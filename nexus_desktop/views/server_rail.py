@@ -161,6 +161,8 @@ class ServerRail(QWidget):
     def __init__(self, session: AppSession, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ServerRail")
+        # A plain QWidget paints its style sheet's background only when asked to.
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.setFixedWidth(RAIL_WIDTH)
         self._session = session
         settings = notification_settings_for(session)
@@ -197,6 +199,7 @@ class ServerRail(QWidget):
 
     def _button(self, text: str, name: str, slot: object) -> QToolButton:
         button = QToolButton(self)
+        button.setObjectName("RailButton")
         button.setText(text)
         button.setToolTip(name)
         button.setAccessibleName(name)
