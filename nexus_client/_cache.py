@@ -183,9 +183,24 @@ class ClientCache:
         return [("presence_update", (event,))]
 
     def _on_user_update(self, data: Any) -> Emitted:
+        """Someone's profile changed (ours, or anyone's we share a community with): every
+        cached copy of them follows, so handlers already read the new name and avatar."""
         user = User.model_validate(data)
         if self.user is not None and user.id == self.user.id:
             self.user = user
+        for in_guild in self.members.values():
+            member = in_guild.get(user.id)
+            if member is not None:
+                in_guild[user.id] = member.model_copy(update={"user": user})
+        for cached in self.messages.values():
+            changed = {}
+            for message_id, message in cached.items():
+                # Most messages hold only their author: skip other people's without a call.
+                if message.author.id == user.id or message.mentions or message.referenced_message:
+                    updated = _with_user(message, user)
+                    if updated is not message:
+                        changed[message_id] = updated
+            cached.update(changed)
         return [("user_update", (user,))]
 
     def _on_message_create(self, data: Any) -> Emitted:
@@ -237,3 +252,22 @@ class ClientCache:
 
     def _on_typing_start(self, data: Any) -> Emitted:
         return [("typing", (ev.TypingStart.model_validate(data),))]
+
+
+def _with_user(message: Message, user: User) -> Message:
+    """``message`` with its copies of ``user`` (author, member, mentions, the replied-to
+    message's) replaced; the same object when it holds none."""
+    changes: dict[str, Any] = {}
+    if message.author.id == user.id:
+        changes["author"] = user
+    member = message.member
+    if member is not None and member.user is not None and member.user.id == user.id:
+        changes["member"] = member.model_copy(update={"user": user})
+    if any(m.id == user.id for m in message.mentions):
+        changes["mentions"] = [user if m.id == user.id else m for m in message.mentions]
+    replied = message.referenced_message
+    if replied is not None:
+        updated = _with_user(replied, user)
+        if updated is not replied:
+            changes["referenced_message"] = updated
+    return message.model_copy(update=changes) if changes else message

@@ -1,7 +1,8 @@
 """The user's DM and group DM channels, with their recipients, kept current from the
 gateway: READY's ``private_channels``, ``CHANNEL_CREATE`` / ``CHANNEL_DELETE`` for
-channels without a guild, ``CHANNEL_RECIPIENT_ADD`` / ``_REMOVE`` and the
-``last_message_id`` of each new message. A malformed payload is counted and dropped."""
+channels without a guild, ``CHANNEL_RECIPIENT_ADD`` / ``_REMOVE``, recipients' profiles
+from ``USER_UPDATE`` and the ``last_message_id`` of each new message. A malformed payload
+is counted and dropped."""
 
 from __future__ import annotations
 
@@ -89,12 +90,20 @@ class DMChannels:
                 self._channels.pop(int(data["id"]), None)
         elif event in ("CHANNEL_RECIPIENT_ADD", "CHANNEL_RECIPIENT_REMOVE"):
             self._recipient(event == "CHANNEL_RECIPIENT_ADD", data)
+        elif event == "USER_UPDATE":
+            self._profile_changed(User.model_validate(data))
         elif event == "MESSAGE_CREATE":
             known = self._channels.get(int(data["channel_id"]))
             if known is not None:
                 message_id = int(data["id"])
                 if known.last_message_id is None or message_id > known.last_message_id:
                     self._channels[known.id] = replace(known, last_message_id=message_id)
+
+    def _profile_changed(self, user: User) -> None:
+        for channel in list(self._channels.values()):
+            if any(u.id == user.id for u in channel.recipients):
+                recipients = tuple(user if u.id == user.id else u for u in channel.recipients)
+                self._channels[channel.id] = replace(channel, recipients=recipients)
 
     def _recipient(self, added: bool, data: dict[str, Any]) -> None:
         channel = self._channels.get(int(data["channel_id"]))

@@ -656,14 +656,10 @@ class AppSession(QObject):
     # Profiles and images (avatars, banners, community icons) ---------------------------
 
     def _user_updated(self, account: Account, user: User) -> None:
-        """USER_UPDATE: someone changed their profile. The SDK's cache keeps only this
-        account's own user current, while each community's members carry a copy of
-        theirs: refresh those copies, so member lists show the new name and avatar."""
-        members = account.client.cache.members
-        for guild_id, in_guild in members.items():
-            member = in_guild.get(user.id)
-            if member is not None:
-                in_guild[user.id] = member.model_copy(update={"user": user})
+        """USER_UPDATE: someone changed their profile. The SDK's cache already holds it
+        everywhere; the member lists of the communities they are in show it again."""
+        for guild_id, in_guild in account.client.cache.members.items():
+            if user.id in in_guild:
                 self.members_changed.emit(guild_id)
         self.user_updated.emit(user)
 

@@ -116,6 +116,7 @@ class Relay:
                 await task
         self._tasks.clear()
         await self.voice.close()
+        await self.presence.close()
         await self.bus.close()
         await self.db.close()
 
@@ -126,6 +127,7 @@ class Relay:
             self.permissions.invalidate(event.guild_id)
         self.hub.on_event(event)
         self.voice.on_event(event)
+        self.presence.on_event(event)
 
     async def _housekeeping(self) -> None:
         while True:

@@ -118,8 +118,8 @@ async def test_rail_channels_unread_members_presence(
         await until(lambda: len(session.messages(general.id)) >= 1)
         assert not channels.model.index_of(general.id).data(UnreadRole)
 
-        # A hoisted, coloured role groups bob under it; alice stays "Online". (A GUILD_CREATE
-        # sent on joining carries no presences, so bob shows once his status changes.)
+        # A hoisted, coloured role groups bob under it; alice stays "Online"; bob's new
+        # status (idle) shows in the list.
         role = await bob.create_role(book_club, name="Moderators", hoist=True, color=0x3498DB)
         await bob.http.request("PUT", f"/guilds/{book_club}/members/{bob.user.id}/roles/{role.id}")  # type: ignore[union-attr]
         await bob.set_presence("idle")
