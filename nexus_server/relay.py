@@ -75,7 +75,7 @@ class Relay:
         self.read_states = ReadStateService(self.ctx, self.channels)
         self.presence = PresenceService(self.ctx)
         self.guilds = GuildService(self.ctx, self.presence, self.media)
-        self.invites = InviteService(self.ctx, self.guilds)
+        self.invites = InviteService(self.ctx, self.guilds, self.presence)
         self.members = MemberService(self.ctx)
         self.moderation = ModerationService(self.ctx, self.members)
         self.applications = ApplicationService(self.ctx, self.accounts, self.guilds)

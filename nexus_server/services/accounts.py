@@ -28,6 +28,7 @@ from nexus_protocol.requests import (
 
 from ..errors import InvalidForm, Unauthorized, unknown
 from ..events import SESSIONS_REVOKED, Event
+from ..store import dms as dm_store
 from ..store import guilds as guild_store
 from ..store import users as user_store
 from ..store.records import SessionRecord, UserRecord
@@ -253,7 +254,12 @@ class AccountService:
             user = await user_store.get_user(tx, principal.user_id)
             assert user is not None
             guild_ids = [g.id for g in await guild_store.guilds_of_user(tx, principal.user_id)]
+            conversations = await dm_store.dms_of_user(tx, principal.user_id)
+        # Whoever shows this profile: the communities' members, and the people in the
+        # user's DMs and group DMs (who may share no community with them).
         audience: set[int] = {principal.user_id}
+        for recipients in conversations.values():
+            audience.update(recipients)
         for guild_id in guild_ids:
             audience |= await self._ctx.permissions.guild_audience(guild_id)
         await self._ctx.publish([Event.of("USER_UPDATE", user_json(user), frozenset(audience))])

@@ -20,6 +20,7 @@ from .accounts import Principal
 from .audit import record_audit
 from .context import Context
 from .guilds import GuildService
+from .presence import PresenceService
 from .render import channel_json, guild_json, iso, member_json, user_json
 
 INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
@@ -30,9 +31,10 @@ def new_code() -> str:
 
 
 class InviteService:
-    def __init__(self, ctx: Context, guilds: GuildService) -> None:
+    def __init__(self, ctx: Context, guilds: GuildService, presence: PresenceService) -> None:
         self._ctx = ctx
         self._guilds = guilds
+        self._presence = presence
 
     async def _render(self, invite: dict[str, Any], *, with_meta: bool) -> dict[str, Any]:
         async with self._ctx.db.read("render_invite") as tx:
@@ -45,6 +47,9 @@ class InviteService:
             )
             member_count = await guild_store.count_members(tx, invite["guild_id"])
         assert guild is not None and channel is not None
+        members = await self._ctx.permissions.guild_audience(guild.id)
+        # Approximate, as the name says: those this node sees online (invisible ones not).
+        online = len(self._presence.presences(set(members)))
         guild_body = guild_json(guild, [])
         body: dict[str, Any] = {
             "type": 0,
@@ -57,7 +62,7 @@ class InviteService:
             "inviter": user_json(inviter) if inviter else None,
             "expires_at": iso(invite["expires_at"]),
             "approximate_member_count": member_count,
-            "approximate_presence_count": 0,
+            "approximate_presence_count": online,
         }
         if with_meta:
             body |= {

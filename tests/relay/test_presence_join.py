@@ -118,7 +118,9 @@ async def test_an_invisible_newcomer_stays_offline_to_the_members(relay: Running
 
         # Once bob shows himself, alice sees it.
         await bob.set_presence("online")
-        await until(lambda: alice.cache.presences.get(me(bob)) == "online")
+        # (The cache is current before handlers run: wait for the handler's record.)
+        await until(lambda: ("presence", me(bob), "online") in seen)
+        assert alice.cache.presences.get(me(bob)) == "online"
         assert [s for s in seen if s[0] == "presence"] == [("presence", me(bob), "online")]
     finally:
         await alice.close()
@@ -184,3 +186,60 @@ async def test_the_node_serving_the_newcomer_announces_them(tmp_path: Path) -> N
             await bob_via_b.close()
             await node_a.stop()
             await node_b.stop()
+
+
+async def test_an_invite_preview_counts_who_is_online(relay: RunningRelay) -> None:
+    url = relay.settings.base_url
+    alice = await online(url, "alice")
+    carol = await online(url, "carol")
+    try:
+        club = await community(alice, "Book club")
+        assert club.system_channel_id is not None
+        invite = await alice.create_invite(club.system_channel_id)
+        await carol.join(invite.code)
+        await until(lambda: carol.cache.presences.get(me(carol)) == "online")
+        preview = await alice.http.request(
+            "GET", f"/invites/{invite.code}", params={"with_counts": "true"}
+        )
+        assert (preview["approximate_member_count"], preview["approximate_presence_count"]) == (
+            2,
+            2,
+        )
+        # Someone invisible is not counted.
+        await carol.set_presence("invisible")
+        await until(lambda: carol.cache.presences.get(me(carol)) == "offline")
+        preview = await alice.http.request("GET", f"/invites/{invite.code}")
+        assert preview["approximate_presence_count"] == 1
+    finally:
+        await alice.close()
+        await carol.close()
+
+
+async def test_a_dm_partner_without_a_shared_community_sees_a_new_profile(
+    relay: RunningRelay,
+) -> None:
+    url = relay.settings.base_url
+    alice = await online(url, "alice")
+    bob = await online(url, "bob")
+    try:
+        # They met in a community, opened a DM, and bob has since left the community.
+        club = await community(alice, "Book club")
+        assert club.system_channel_id is not None
+        await bob.join((await alice.create_invite(club.system_channel_id)).code)
+        await until(lambda: club.id in bob.cache.guilds)
+        await alice.http.request("POST", "/users/@me/channels", json={"recipient_id": me(bob)})
+        await bob.http.request("DELETE", f"/users/@me/guilds/{club.id}")
+        await until(lambda: me(bob) not in alice.cache.members.get(club.id, {}))
+
+        updates: list[Any] = []
+
+        @alice.listen("user_update")
+        async def updated(user: Any) -> None:
+            updates.append(user)
+
+        await bob.edit_profile(global_name="Bobby")
+        await until(lambda: any(u.id == me(bob) for u in updates))
+        assert next(u for u in updates if u.id == me(bob)).global_name == "Bobby"
+    finally:
+        await alice.close()
+        await bob.close()
