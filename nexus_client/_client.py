@@ -349,12 +349,27 @@ class Client:
         """Remove someone (the owner) or leave (yourself): a signed membership change."""
         await self._need_groups().remove_recipient(channel_id, user_id)
 
-    async def send_group(self, channel_id: int, text: str) -> int:
+    async def send_group(self, channel_id: int, text: str, reply_to: int | None = None) -> int:
         """Encrypt ``text`` once (Megolm) for a group DM or an encrypted channel; the
-        session key goes to the devices that need it. Returns the message id (the
-        plaintext is kept in the store, so ``dm_history`` shows it)."""
-        data = await self._need_groups().send(channel_id, {"kind": "text", "text": text})
-        return int(data["id"])
+        session key goes to the devices that need it. ``reply_to``: the message this one
+        answers (``GroupMessage.reply_to`` for the readers; the relay never sees it).
+        Returns the message id (the plaintext is kept in the store, so ``dm_history``
+        shows it)."""
+        return await self._need_groups().send_text(channel_id, text, reply_to)
+
+    async def edit_group(self, channel_id: int, message_id: int, text: str) -> int:
+        """Edit one of your messages in a group DM or an encrypted channel. The edit is
+        an encrypted message of its own (``kind`` "edit"), so the relay cannot tell it
+        from any other; readers apply it only if its sender wrote the message. Raises
+        ``E2EEError`` unless ``message_id`` is yours, in that channel, and known to this
+        device. Returns the edit's message id."""
+        return await self._need_groups().edit(channel_id, message_id, text)
+
+    def decrypted_message(self, message_id: int) -> DecryptedMessage | None:
+        """What an end-to-end encrypted message says as this device read or sent it (a
+        group message with its latest edit applied), from the store; None if this
+        device has no outcome for it. No network."""
+        return self._need_groups().decrypted(message_id)
 
     async def enable_e2ee(self, channel_id: int) -> None:
         """Switch a guild channel to end-to-end encryption, for good (MANAGE_CHANNELS)."""

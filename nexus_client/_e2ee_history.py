@@ -39,12 +39,16 @@ class EncryptedHistory:
             )
         except ConnectionLost:
             return self._dms.archive.page(channel_id, limit, before)
-        archived = self._dms.archive.get_many([int(m["id"]) for m in page])
+        ids = [int(m["id"]) for m in page]
+        archived = self._dms.archive.get_many(ids)
         found: dict[int, DecryptedMessage] = {}
         for message in sorted(page, key=lambda m: int(m["id"])):
-            message_id = int(message["id"])
-            known = archived.get(message_id)
-            found[message_id] = known if known is not None else await self._decrypt(message)
+            if int(message["id"]) not in archived:
+                found[int(message["id"])] = await self._decrypt(message)
+        if found:
+            # An edit decrypted just now changed an older message of this page.
+            archived = self._dms.archive.get_many(ids)
+        found.update(archived)
         return [found[k] for k in sorted(found, reverse=True)]
 
     async def _decrypt(self, message: dict[str, Any]) -> DecryptedMessage:

@@ -1,7 +1,9 @@
 """End-to-end encrypted group DMs and encrypted guild channels over the relay: signed
 membership changes, sharing Megolm session keys over the pairwise sessions, and turning
-incoming Megolm messages into ``group_message`` / ``undecryptable`` events. The
-cryptography is in ``e2ee`` (``GroupSessions``); see docs/e2ee.md.
+incoming Megolm messages into ``group_message`` / ``undecryptable`` events. Replies and
+edits travel inside the ciphertext; the archive (``e2ee.PlaintextArchive``) applies an
+edit to its target. The cryptography is in ``e2ee`` (``GroupSessions``); see
+docs/e2ee.md.
 
 Who gets a session key: in a group DM, the devices of the members that the **signed
 membership log** says are in it (checked here, whatever the relay claims; an add that
@@ -40,6 +42,7 @@ from .e2ee import (
     Undecryptable,
     UndecryptableMessage,
     UndecryptableReason,
+    message_id_in,
     parse_payload,
 )
 from .store import LocalStore
@@ -59,6 +62,19 @@ class Membership:
     owner_id: int | None
     members: frozenset[int]
     rejected: int  # statements that did not verify (and so added nobody)
+
+
+def _message_id(value: object, field: str) -> int:
+    found = message_id_in({field: value}, field)
+    if found is None:
+        raise ValueError(f"{field}: not a message id: {value!r}")
+    return found
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"text: must be a string, not {type(value).__name__}")
+    return value
 
 
 class GroupMessages:
@@ -333,7 +349,41 @@ class GroupMessages:
             )
         return data
 
+    async def send_text(self, channel_id: int, text: str, reply_to: int | None) -> int:
+        """Post ``text``, answering message ``reply_to`` if given; returns its id. The
+        reply target travels inside the ciphertext: the relay cannot link the two."""
+        payload: dict[str, Any] = {"kind": "text", "text": _text(text)}
+        if reply_to is not None:
+            payload["reply_to"] = str(_message_id(reply_to, "reply_to"))
+        return int((await self.send(channel_id, payload))["id"])
+
+    async def edit(self, channel_id: int, message_id: int, text: str) -> int:
+        """Post an edit of this user's message ``message_id`` (decrypted or sent by this
+        device, in ``channel_id``): an encrypted message of its own, so the relay learns
+        neither that it is an edit nor of what. Returns the edit's message id."""
+        target_id = _message_id(message_id, "message_id")
+        text = _text(text)
+        if not text.strip():
+            raise ValueError("text: an edit cannot be empty")
+        me = self._dms.need_device().user_id
+        target = self._dms.archive.get(target_id)
+        if not (
+            isinstance(target, GroupMessage)
+            and target.kind == "text"
+            and target.channel_id == channel_id
+            and target.author_id == me
+        ):
+            raise E2EEError(
+                "message_id: not one of your encrypted messages in this channel (only"
+                " those sent or read on this device can be edited)"
+            )
+        payload = {"kind": "edit", "target": str(target_id), "text": text}
+        return int((await self.send(channel_id, payload))["id"])
+
     # -- receiving -----------------------------------------------------------------------
+
+    def decrypted(self, message_id: int) -> DecryptedMessage | None:
+        return self._dms.archive.get(message_id)
 
     def _failed(self, data: dict[str, Any], reason: str, detail: str) -> UndecryptableMessage:
         self._dms.archive.keep_failure(data, reason, detail)
@@ -343,9 +393,21 @@ class GroupMessages:
 
     async def receive(self, data: dict[str, Any]) -> DecryptedMessage | None:
         """Handle a MESSAGE_CREATE that carries ``megolm``: raises ``group_message`` or
-        ``undecryptable``. None for this device's own messages."""
+        ``undecryptable``. None for this device's own messages, and for what is not
+        shown: an edit that does not count (see ``PlaintextArchive.edit_target``) and a
+        kind this version does not know (the archive logged either)."""
         outcome = await self.decrypt_message(data)
-        return None if outcome is None else self._dms.deliver(outcome)
+        if outcome is None:
+            return None
+        message, fresh = outcome
+        if fresh and isinstance(message, GroupMessage) and not self._shown(message):
+            return None
+        return self._dms.deliver(outcome)
+
+    def _shown(self, message: GroupMessage) -> bool:
+        if message.kind == "edit":
+            return self._dms.archive.edit_target(message) is not None
+        return message.kind == "text"
 
     async def decrypt_message(self, data: dict[str, Any]) -> tuple[DecryptedMessage, bool] | None:
         """A relay message carrying ``megolm``, decrypted at most once: first a session
@@ -385,17 +447,9 @@ class GroupMessages:
                 return self._failed(data, exc.reason.value, detail), True
             except ValueError as exc:
                 return self._failed(data, "malformed", str(exc)), True
-        message = GroupMessage(
-            channel_id=channel_id,
-            message_id=message_id,
-            author_id=author_id,
-            sender_device=decrypted.sender_device,
-            session_id=decrypted.session_id,
-            message_index=decrypted.message_index,
-            kind=str(payload.get("kind", "text")),
-            text=str(payload.get("text", "")),
-            payload=payload,
-        )
+        # Read back from the archive: a text with the edits that arrived before it.
+        message = self._dms.archive.get(message_id)
+        assert message is not None
         # This device's own message (its echo arrived first): archived, no event.
         own = (author_id, decrypted.sender_device) == (device.user_id, device.device_id)
         return message, not own

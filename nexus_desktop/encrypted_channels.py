@@ -9,7 +9,10 @@ turn it off).
 
 Messages there arrive as Megolm ciphertext with an empty ``content``; the SDK decrypts
 each once and archives the outcome. ``reveal`` gives the message people read: the
-plaintext, or a notice saying why it could not be decrypted. No Qt here."""
+plaintext, or a notice saying why it could not be decrypted. Replies and edits travel
+inside the ciphertext too: ``reveal`` adds the reply link and the edited mark, and
+``fold`` takes an edit (a message of its own on the relay) out of the list and applies
+it to its target. No Qt here."""
 
 from __future__ import annotations
 
@@ -17,13 +20,15 @@ import logging
 from typing import Any
 
 from nexus_client import Client, GroupMessage, UndecryptableMessage
-from nexus_protocol.models import Message
+from nexus_protocol.models import Message, MessageReference
+from nexus_protocol.snowflake import snowflake_time
 
 from .e2ee_state import MetaStore
 
 log = logging.getLogger(__name__)
 
 META_KEY = "desktop.e2ee_channels"
+UNREADABLE_QUOTE = "🔒 Original message could not be decrypted"
 
 REASONS = {
     "unknown_session": "no key was shared with this device; it was sent before you could read",
@@ -82,23 +87,87 @@ def undecryptable_notice(reason: str) -> str:
 
 def reveal(client: Client, message: Message) -> Message | None:
     """The message of an encrypted channel as people read it, from the SDK's archive of
-    what this device decrypted or sent; None if this device has no outcome for it. The
-    client's cache and store are updated, so the message view and search see it too."""
+    what this device decrypted or sent: its text (latest edit applied, with the edited
+    mark), the message it replies to, or a notice saying why it could not be decrypted;
+    None if this device has no outcome for it, or it is not a message to show (see
+    ``fold``). The client's cache and store are updated, so the message view and search
+    see it too."""
     if client.dms is None:
         return None
-    outcome = client.dms.archive.get(message.id)
+    outcome = client.decrypted_message(message.id)
+    update: dict[str, Any]
     if isinstance(outcome, GroupMessage):
         if outcome.kind != "text":
             return None
-        content = outcome.text
+        update = {"content": outcome.text}
+        if outcome.last_edit_id is not None:
+            update["edited_timestamp"] = snowflake_time(outcome.last_edit_id)
+        if outcome.reply_to is not None:
+            update["message_reference"] = MessageReference(
+                message_id=outcome.reply_to, channel_id=message.channel_id
+            )
+            update["referenced_message"] = _unreadable_quote(client, message, outcome.reply_to)
     elif isinstance(outcome, UndecryptableMessage):
-        content = undecryptable_notice(outcome.reason)
+        update = {"content": undecryptable_notice(outcome.reason)}
     else:
         return None
-    shown = message.model_copy(update={"content": content})
+    shown = message.model_copy(update=update)
     cached = client.cache.messages.get(message.channel_id)
     if cached is not None and message.id in cached:
         cached[message.id] = shown
     if client.store is not None and isinstance(outcome, GroupMessage):
         client.store.save_messages(message.channel_id, [shown.wire()])
     return shown
+
+
+def fold(client: Client, message: Message) -> tuple[bool, Message | None]:
+    """Whether ``message`` is no row of its own: an encrypted edit, or a payload of a
+    kind this app does not know. Such a message is dropped from the client's caches,
+    and an edit that counts comes back with its target as it now reads (None if the
+    target is not cached here)."""
+    outcome = client.decrypted_message(message.id) if client.dms is not None else None
+    if not isinstance(outcome, GroupMessage) or outcome.kind == "text":
+        return False, None
+    cached = client.cache.messages.get(message.channel_id)
+    if cached is not None:
+        cached.pop(message.id, None)
+    if client.store is not None:
+        client.store.delete_messages(message.channel_id, [message.id])
+    if outcome.kind != "edit" or outcome.target is None:
+        log.info("not shown: an encrypted payload of kind %r", outcome.kind[:40])
+        return True, None
+    target = _cached(client, message.channel_id, outcome.target)
+    if target is None or target.author.id != outcome.author_id:
+        return True, None
+    return True, reveal(client, target)
+
+
+def _cached(client: Client, channel_id: int, message_id: int) -> Message | None:
+    """A message of the client's memory cache, else of its store."""
+    cached = client.cache.messages.get(channel_id)
+    if cached is not None and message_id in cached:
+        return cached[message_id]
+    if client.store is None:
+        return None
+    # The newest stored message below ``message_id + 1`` is that message, if stored.
+    rows = client.store.messages(channel_id, limit=1, before=message_id + 1)
+    if rows and int(rows[0]["id"]) == message_id:
+        return Message.model_validate(rows[0])
+    return None
+
+
+def _unreadable_quote(client: Client, reply: Message, target_id: int) -> Message | None:
+    """What a reply quotes when the message it answers cannot be read here: that message
+    with a notice for its text. None when it can be read (the view quotes it as it is
+    now, edits included) or is not here at all."""
+    outcome = client.decrypted_message(target_id)
+    if isinstance(outcome, GroupMessage):
+        return None
+    target = _cached(client, reply.channel_id, target_id)
+    if target is None:
+        return None
+    if outcome is None and target.content:
+        return None  # sent before the channel was encrypted: readable as it is
+    return target.model_copy(
+        update={"content": UNREADABLE_QUOTE, "referenced_message": None, "reactions": []}
+    )

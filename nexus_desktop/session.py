@@ -22,7 +22,7 @@ from nexus_client.outbox import PendingMessage
 from nexus_client.store import LocalStore
 from nexus_protocol.models import Channel, Guild, Member, Message, User
 
-from .encrypted_channels import EncryptedChannels, reveal
+from .encrypted_channels import EncryptedChannels, fold, reveal
 from .qt import QObject, Signal
 from .saved_accounts import account_list_path, read_saved_accounts, store_path
 from .voice import AudioFactory, VoiceController
@@ -192,6 +192,11 @@ class AppSession(QObject):
 
         async def created(message: Message) -> None:
             if not message.content and encrypted.is_encrypted(message.channel_id):
+                folded, edited = fold(client, message)
+                if folded:  # an edit: its target's row changes, no row of its own
+                    if edited is not None:
+                        self.message_updated.emit(edited)
+                    return
                 message = reveal(client, message) or message
             self.message_created.emit(message)
 
@@ -340,7 +345,7 @@ class AppSession(QObject):
         now (Megolm: the relay cannot read it, so it cannot wait in a plain outbox)."""
         client = self._client_for_channel(channel_id)
         if self.channel_encrypted(channel_id):
-            self.run(self._send_encrypted(channel_id, content))
+            self.run(self._send_encrypted(channel_id, content, reply_to))
             return
 
         async def send() -> None:
@@ -368,13 +373,18 @@ class AppSession(QObject):
             fetched = await client.fetch_messages(channel_id, limit=50, before=before)
             if self.channel_encrypted(channel_id):
                 for message in fetched:
-                    if not message.content:
+                    if not message.content and not fold(client, message)[0]:
                         reveal(client, message)
             self.history_loaded.emit(channel_id)
 
         self.run(load())
 
     def edit_message(self, channel_id: int, message_id: int, content: str) -> None:
+        """Edit one of your messages; in an encrypted channel the edit is encrypted and
+        sent as a message of its own (the relay cannot read, or edit, the original)."""
+        if self.channel_encrypted(channel_id):
+            self.run(self._edit_encrypted(channel_id, message_id, content))
+            return
         self.run(self._client_for_channel(channel_id).edit_message(channel_id, message_id, content))
 
     def delete_message(self, channel_id: int, message_id: int) -> None:
@@ -419,18 +429,33 @@ class AppSession(QObject):
 
         self.run(encrypt(), on_done=on_done, on_error=on_error)
 
-    async def _send_encrypted(self, channel_id: int, content: str) -> int:
+    async def _send_encrypted(
+        self, channel_id: int, content: str, reply_to: int | None = None
+    ) -> int:
         account = self.account_for_channel(channel_id)
         if account is None:
             raise NexusError("that channel is not on any connected relay")
         await self.enable_e2ee(account)
-        message_id = await account.client.send_group(channel_id, content)
+        message_id = await account.client.send_group(channel_id, content, reply_to=reply_to)
         shown = self.message(channel_id, message_id)
         if shown is not None and not shown.content:
             revealed = reveal(account.client, shown)
             if revealed is not None:
                 self.message_updated.emit(revealed)
         return message_id
+
+    async def _edit_encrypted(self, channel_id: int, message_id: int, content: str) -> int:
+        account = self.account_for_channel(channel_id)
+        if account is None:
+            raise NexusError("that channel is not on any connected relay")
+        await self.enable_e2ee(account)
+        edit_id = await account.client.edit_group(channel_id, message_id, content)
+        # Shown at once; the edit's own echo (if it comes) is folded away.
+        target = self.message(channel_id, message_id)
+        revealed = reveal(account.client, target) if target is not None else None
+        if revealed is not None:
+            self.message_updated.emit(revealed)
+        return edit_id
 
     # Saved accounts (the app's start-up) ---------------------------------------------------
 
@@ -1289,15 +1314,17 @@ class AppSession(QObject):
                 if isinstance(message, UndecryptableMessage):
                     entries.append(_undecryptable_entry(message))
                 elif message.kind == "text":
-                    entries.append(
-                        {
-                            "type": "text",
-                            "id": str(message.message_id),
-                            "author_id": str(message.author_id),
-                            "text": message.text,
-                            "ts": _snowflake_seconds(message.message_id),
-                        }
-                    )
+                    entry: dict[str, Any] = {
+                        "type": "text",
+                        "id": str(message.message_id),
+                        "author_id": str(message.author_id),
+                        "text": message.text,
+                        "ts": _snowflake_seconds(message.message_id),
+                    }
+                    # A group message comes with its latest edit already applied.
+                    if isinstance(message, GroupMessage) and message.edited:
+                        entry["edited"] = True
+                    entries.append(entry)
                 elif message.kind == "edit":
                     edits.append(message)
             changed = self._dm(account).log.merge(channel_id, entries)

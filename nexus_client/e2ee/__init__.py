@@ -12,6 +12,7 @@ from ._archive import (
     GroupMessage,
     PlaintextArchive,
     UndecryptableMessage,
+    message_id_in,
     parse_payload,
 )
 from ._errors import E2EEError, Undecryptable, UndecryptableReason
@@ -76,6 +77,7 @@ __all__ = [
     "UndecryptableReason",
     "fingerprint",
     "format_safety_number",
+    "message_id_in",
     "parse_payload",
     "safety_number",
 ]
