@@ -23,6 +23,7 @@ from ._exceptions import (
     Unauthorized,
 )
 from ._groups import GroupMessage
+from ._search import SearchResults
 
 __all__ = [
     "BadRequest",
@@ -40,6 +41,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "SearchResults",
     "ServerError",
     "StoreError",
     "StoreLocked",

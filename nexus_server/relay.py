@@ -34,6 +34,7 @@ from .services.presence import PresenceService
 from .services.read_states import ReadStateService
 from .services.render import member_json, user_json
 from .services.roles import RoleService
+from .services.search import SearchService
 from .services.typing import TypingService
 from .services.voice import VoiceService
 from .settings import Settings
@@ -51,6 +52,8 @@ ROUTE_LIMITS = {
     # Per client address: enough for a family behind one router, too few to guess.
     "POST /auth/login": Limit(20, 60.0),
     "POST /channels/{channel_id}/typing": Limit(5, 5.0),
+    # A search reads far more than a page of history: a burst of 20, then 2 a second.
+    "GET /guilds/{guild_id}/messages/search": Limit(20, 10.0),
 }
 
 
@@ -67,6 +70,7 @@ class Relay:
         self.channel_admin = ChannelAdminService(self.ctx, self.channels)
         self.roles = RoleService(self.ctx)
         self.messages = MessageService(self.ctx, self.channels)
+        self.search = SearchService(self.ctx, self.messages)
         self.devices = DeviceService(self.ctx)
         self.dms = DMService(self.ctx, self.devices, self.messages)
         self.groups = GroupService(self.ctx, self.devices, self.messages, self.dms, self.channels)

@@ -29,6 +29,7 @@ from . import (
     message_actions,
     messages,
     roles,
+    search,
 )
 from .strict import JsonResponse, api_error_handler, error_response, request_validation_handler
 
@@ -46,6 +47,7 @@ ROUTERS = (
     applications.router,
     devices.router,
     dms.router,
+    search.router,
 )
 
 

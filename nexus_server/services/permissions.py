@@ -135,6 +135,17 @@ class PermissionService:
             overwrites=channel.overwrites,
         )
 
+    @classmethod
+    def readable_channels(cls, snapshot: GuildSnapshot, user_id: int) -> dict[int, ChannelRecord]:
+        """The channels whose history ``user_id`` may read (VIEW_CHANNEL and
+        READ_MESSAGE_HISTORY, overwrites applied), by id."""
+        needed = Permissions.VIEW_CHANNEL | Permissions.READ_MESSAGE_HISTORY
+        return {
+            channel.id: channel
+            for channel in snapshot.channels.values()
+            if (cls.in_channel(snapshot, channel, user_id) & needed) == needed
+        }
+
     @staticmethod
     def top_position(snapshot: GuildSnapshot, user_id: int) -> int:
         if user_id == snapshot.guild.owner_id:

@@ -357,3 +357,16 @@ media = Table(
     Column("created_at", Timestamp, nullable=False),
     Index(None, "owner_id", "kind"),
 )
+
+# The full-text index on ``messages.content`` (migration 0006) differs per database and
+# is not declared here: an FTS5 table with its shadow tables on SQLite, a GIN index on
+# ``to_tsvector('simple', content)`` on PostgreSQL. The schema comparison skips them.
+MESSAGE_SEARCH_TABLE = "messages_fts"
+MESSAGE_SEARCH_INDEX = "ix_messages_content_search"
+
+
+def is_message_search_object(name: str | None) -> bool:
+    """True for the search index's own tables and index, which ``metadata`` omits."""
+    if name is None:
+        return False
+    return name == MESSAGE_SEARCH_INDEX or name.startswith(MESSAGE_SEARCH_TABLE)
