@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 # Action → default shortcut (Qt's portable text form; "" = unset).
 DEFAULT_KEYBINDS: dict[str, str] = {
     "quick_switcher": "Ctrl+K",
+    "search": "Ctrl+F",
     "mark_read": "Esc",
     "previous_unread": "Alt+Up",
     "next_unread": "Alt+Down",
@@ -27,6 +28,7 @@ DEFAULT_KEYBINDS: dict[str, str] = {
 
 KEYBIND_LABELS: dict[str, str] = {
     "quick_switcher": "Quick switcher",
+    "search": "Search messages",
     "mark_read": "Mark channel read",
     "previous_unread": "Previous unread channel",
     "next_unread": "Next unread channel",

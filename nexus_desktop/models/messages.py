@@ -60,6 +60,9 @@ class MessageListModel(QAbstractListModel):
         self._pending: list[PendingMessage] = []
         #: False once scrolling back pushed the newest messages out of the window.
         self.at_present = True
+        #: True while the window shows a stretch of the past fetched around one message
+        #: (a search hit): older pages then come from the relay, not from the cache.
+        self.detached = False
         # The outbox signals a delivery but not a refusal: while unsent rows are shown,
         # re-read their states now and then so a failure turns into Retry/Discard.
         self._outbox_poll = QTimer(self)
@@ -95,12 +98,52 @@ class MessageListModel(QAbstractListModel):
         self._ids = [m.id for m in ordered]
         self._pending = list(pending)
         self.at_present = True
+        self.detached = False
         self.endResetModel()
         if any(p.state != "failed" for p in self._pending):
             self._outbox_poll.start()
         # Move what exists now out of the collector's sight: otherwise every later full
         # collection crawls the thousands of message models (~36 ms per 100k).
         gc.freeze()
+
+    def load_window(self, messages: Sequence[Message]) -> None:
+        """Show a stretch of the past (one reset): the window is cut off from the
+        present, without live messages or the outbox, until "jump to present"."""
+        self.beginResetModel()
+        ordered = sorted({m.id: m for m in messages}.values(), key=lambda m: m.id)[:WINDOW]
+        self._messages = ordered
+        self._ids = [m.id for m in ordered]
+        self._pending = []
+        self.at_present = False
+        self.detached = True
+        self.endResetModel()
+
+    def extend_window(self, newer: Sequence[Message], present: Sequence[Message] = ()) -> int:
+        """Add a page of newer messages below a stretch of the past (dropping as many of
+        its oldest rows past ``WINDOW``); with ``present`` (the newest known messages,
+        once the page reached them) the window is live again. Returns how many rows
+        were added."""
+        newest = self._ids[-1] if self._ids else 0
+        fresh = {m.id: m for m in [*newer, *present] if m.id > newest}
+        added = sorted(fresh.values(), key=lambda m: m.id)
+        if added:
+            base = len(self._messages)
+            self.beginInsertRows(QModelIndex(), base, base + len(added) - 1)
+            self._messages.extend(added)
+            self._ids.extend(m.id for m in added)
+            self.endInsertRows()
+            self._refresh(base)
+            extra = len(self._messages) - WINDOW
+            if extra > 0:
+                self.beginRemoveRows(QModelIndex(), 0, extra - 1)
+                del self._messages[:extra]
+                del self._ids[:extra]
+                self.endRemoveRows()
+                self._refresh(0)
+        if present:
+            self.at_present = True
+            self.detached = False
+        return len(added)
 
     # Queries ---------------------------------------------------------------------------
 
@@ -327,7 +370,7 @@ class MessageListModel(QAbstractListModel):
         self.set_pending(self.session.pending(self.channel_id))
 
     def _on_history(self, channel_id: int) -> None:
-        if channel_id != self.channel_id or self.session is None:
+        if channel_id != self.channel_id or self.session is None or self.detached:
             return
         oldest = self.oldest_id()
         if oldest is None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from nexus_protocol.models import Message
+
 from ..hosting import HostedRelay
 from ..models.channels import read_states_for
 from ..notifications import LEVELS, Notifier, notification_settings_for
@@ -17,9 +19,12 @@ from ..prefs import Prefs
 from ..qt import (
     QAction,
     QCursor,
+    QEvent,
     QHBoxLayout,
+    QKeyEvent,
     QKeySequence,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMenu,
     QPushButton,
@@ -38,6 +43,7 @@ from .dm_list import DMList
 from .dm_view import DMView
 from .member_list import MemberList
 from .message_view import MessageView
+from .search_panel import SearchPanel
 from .server_rail import ServerRail
 from .user_panel import UserPanel
 from .voice_panel import PushToTalkKeys, VoicePanel
@@ -72,6 +78,7 @@ class MainWindow(QMainWindow):
         self.guild_id: int | None = None
         self.channel_id: int | None = None
         self._pending_guild: int | None = None  # joined, not yet arrived over the gateway
+        self._searching = False  # the search panel stands in for the member list
         self.setWindowTitle("Nexus")
         self.resize(1280, 800)
 
@@ -128,7 +135,22 @@ class MainWindow(QMainWindow):
         self.members_toggle.setChecked(True)
         self.members_toggle.setToolTip("Show member list")
         self.members_toggle.setAccessibleName("Show member list")
-        self.members_toggle.toggled.connect(self.member_list.setVisible)
+        self.members_toggle.toggled.connect(self._members_toggled)
+        self.search_box = QLineEdit(self)
+        self.search_box.setObjectName("SearchBox")
+        self.search_box.setPlaceholderText("Search")
+        self.search_box.setAccessibleName("Search messages")
+        self.search_box.setToolTip(
+            "Search this community (Enter). Filters: from:name in:channel mentions:name has:link"
+        )
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.setFixedWidth(220)
+        self.search_box.returnPressed.connect(self.run_search)
+        self.search_box.installEventFilter(self)
+        self.search_panel = SearchPanel(session, self)
+        self.search_panel.hide()
+        self.search_panel.closed.connect(self.close_search)
+        self.search_panel.result_opened.connect(self.open_search_result)
         self.setCentralWidget(self._layout())
 
         self.connection = _plain("", "ConnectionState")
@@ -173,6 +195,7 @@ class MainWindow(QMainWindow):
         header.addWidget(self.channel_name)
         header.addWidget(self.channel_e2ee)
         header.addWidget(self.channel_topic, 1)
+        header.addWidget(self.search_box)
         header.addWidget(self.bell)
         header.addWidget(self.members_toggle)
         header_bar = QWidget(self)
@@ -202,6 +225,7 @@ class MainWindow(QMainWindow):
         row.addWidget(left_column)
         row.addWidget(self.centre_stack, 1)
         row.addWidget(self.member_list)
+        row.addWidget(self.search_panel)
         body = QWidget(self)
         body.setLayout(row)
         return body
@@ -244,6 +268,7 @@ class MainWindow(QMainWindow):
     def _shortcuts(self) -> None:
         actions = {
             "quick_switcher": self.open_quick_switcher,
+            "search": self.focus_search,
             "mark_read": self.mark_channel_read,
             "previous_unread": lambda: self.channel_list.jump_to_unread(forward=False),
             "next_unread": lambda: self.channel_list.jump_to_unread(forward=True),
@@ -299,6 +324,7 @@ class MainWindow(QMainWindow):
         self.left_stack.setCurrentWidget(self.dm_list)
         self.centre_stack.setCurrentWidget(self.dm_view)
         self.member_list.hide()
+        self.search_panel.hide()
         self._relayout_now()
 
     def _relayout_now(self) -> None:
@@ -318,7 +344,9 @@ class MainWindow(QMainWindow):
         self.dm_button.setChecked(False)
         self.left_stack.setCurrentIndex(0)
         self.centre_stack.setCurrentIndex(0)
-        self.member_list.setVisible(self.members_toggle.isChecked())
+        searching = self._searching
+        self.search_panel.setVisible(searching)
+        self.member_list.setVisible(self.members_toggle.isChecked() and not searching)
         self._relayout_now()
         # A DM left open would keep counting as read.
         self.dm_view.set_channel(None)
@@ -402,6 +430,68 @@ class MainWindow(QMainWindow):
             self.connection.setText("Connected")
         else:
             self.connection.setText("Offline — reconnecting" if self.session.accounts else "")
+
+    # Search ---------------------------------------------------------------------------------
+
+    def focus_search(self) -> None:
+        """Ctrl+F: to the search box of what is open (a DM is searched on this device,
+        in its own view: the relay cannot read it)."""
+        box = self.dm_view.search_box if self.centre_stack.currentIndex() else self.search_box
+        box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        box.selectAll()
+
+    def run_search(self) -> None:
+        """Search the open community for what the box says, in the results panel."""
+        if self.guild_id is None:
+            return
+        self._searching = True
+        self.member_list.hide()
+        self.search_panel.show()
+        self._relayout_now()
+        self.search_panel.search(self.guild_id, self.search_box.text())
+
+    def close_search(self) -> None:
+        """Put the member list back where the results were."""
+        was_open = self._searching
+        self._searching = False
+        self.search_panel.hide()
+        self.member_list.setVisible(self.members_toggle.isChecked())
+        self._relayout_now()
+        self.search_panel.cancel()
+        if was_open:
+            self.message_view.list.setFocus()
+
+    def _members_toggled(self, checked: bool) -> None:
+        if checked and self._searching:
+            self.close_search()
+            return
+        self.member_list.setVisible(checked and not self._searching)
+
+    def open_search_result(self, message: object) -> None:
+        """Show a hit in its channel: opened, scrolled to and selected."""
+        if not isinstance(message, Message):
+            return
+        if message.channel_id != self.channel_id:
+            self.go_to_channel(message.channel_id)
+        if message.channel_id == self.channel_id:
+            self.message_view.show_message(message.id)
+
+    def eventFilter(self, watched: object, event: object) -> bool:
+        if (
+            watched is self.search_box
+            and isinstance(event, QKeyEvent)
+            and event.type() == QEvent.Type.KeyPress
+        ):
+            if event.key() == Qt.Key.Key_Escape:
+                if self._searching:
+                    self.close_search()
+                else:
+                    self.search_box.clear()
+                return True
+            if event.key() == Qt.Key.Key_Down and self._searching:
+                self.search_panel.focus_results()
+                return True
+        return super().eventFilter(watched, event)  # type: ignore[arg-type]
 
     # Dialogs ----------------------------------------------------------------------------------
 

@@ -67,6 +67,7 @@ QUICK_EMOJI = [
     "👋",
 ]
 TYPING_SECONDS = 10.0
+NEWER_PAGE = 50  # messages fetched at a time when reading forward in the past
 
 
 # The app's font (a new size), palette or style sheet (a new theme) changed: every
@@ -125,6 +126,8 @@ class MessageView(QWidget):
         self._anchor: tuple[QPersistentModelIndex, int] | None = None
         self._acked: int | None = None
         self._restyle_pending = False
+        self._wanted: int | None = None  # the message show_message is fetching
+        self._loading_newer = False  # reading forward in a stretch of the past
         self._typing_timer = QTimer(self)
         self._typing_timer.setInterval(1000)
         self._typing_timer.timeout.connect(self._refresh_typing)
@@ -155,6 +158,8 @@ class MessageView(QWidget):
         self._acked = None
         self._refresh_names()
         self._stick_to_bottom = True
+        self._wanted = None
+        self._loading_newer = False
         self.model.set_channel(channel_id)
         self.list.scrollToBottom()
         self._ack_latest()
@@ -193,12 +198,61 @@ class MessageView(QWidget):
             self._ack_latest()
         if value <= self.list.verticalScrollBar().minimum() and self.model.rowCount():
             self._request_history(self.model.oldest_id())
+        elif self._stick_to_bottom and self.model.detached:
+            self._request_newer()
 
     def _request_history(self, before: int | None) -> None:
         if self._loading_history or self.channel_id is None:
             return
         self._loading_history = True
+        if self.model.detached and before is not None:
+            channel_id = self.channel_id
+            self.session.fetch_history_page(
+                channel_id,
+                before=before,
+                on_done=lambda page: self._older_page(channel_id, page),
+                on_error=lambda exc: self._older_page(channel_id, []),
+            )
+            return
         self.session.load_history(self.channel_id, before=before)
+
+    def _request_newer(self) -> None:
+        """Reading forward in a stretch of the past: fetch the next page, until it
+        reaches the present and the window is live again."""
+        newest = self.model.newest_message()
+        if self._loading_newer or self.channel_id is None or newest is None:
+            return
+        self._loading_newer = True
+        channel_id = self.channel_id
+        self.session.fetch_history_page(
+            channel_id,
+            after=newest.id,
+            limit=NEWER_PAGE,
+            on_done=lambda page: self._newer_page(channel_id, page),
+            on_error=lambda exc: self._newer_page(channel_id, None),
+        )
+
+    def _newer_page(self, channel_id: int, page: list[Message] | None) -> None:
+        if channel_id != self.channel_id:
+            return
+        self._loading_newer = False
+        if page is None or not self.model.detached:
+            return
+        self._stick_to_bottom = False  # keep the reader's place, not the bottom
+        if len(page) < NEWER_PAGE:
+            # The last page: the newest messages the app knows (live ones that arrived
+            # meanwhile among them) join it, and the window is live again.
+            self.model.extend_window(page, self.session.messages(channel_id) or page)
+            self.model.set_pending(self.session.pending(channel_id))
+        else:
+            self.model.extend_window(page)
+        self.jump_button.setVisible(not self.model.at_present or not self.at_bottom())
+
+    def _older_page(self, channel_id: int, page: list[Message]) -> None:
+        if channel_id == self.channel_id:
+            self._loading_history = False
+            if self.model.detached:
+                self.model.prepend(page)
 
     def _history_loaded(self, channel_id: int) -> None:
         if channel_id == self.channel_id:
@@ -254,6 +308,41 @@ class MessageView(QWidget):
         self._stick_to_bottom = True
         self.list.scrollToBottom()
         self.jump_button.hide()
+
+    def show_message(self, message_id: int) -> None:
+        """Scroll to a message of the open channel and select it; when the window does
+        not hold it, fetch the history around it first (a stretch of the past, left
+        with "Jump to present")."""
+        self._wanted = None
+        if self.jump_to_message(message_id) or self.channel_id is None:
+            return
+        channel_id = self.channel_id
+        self._wanted = message_id
+        self.session.fetch_history_page(
+            channel_id,
+            around=message_id,
+            on_done=lambda page: self._show_around(channel_id, message_id, page),
+        )
+
+    def _show_around(self, channel_id: int, message_id: int, page: list[Message]) -> None:
+        if channel_id != self.channel_id or self._wanted != message_id:
+            return  # the reader moved on meanwhile
+        self._wanted = None
+        if not any(m.id == message_id for m in page):
+            self.session.error.emit("That message is no longer there.")
+            return
+        known = self.session.messages(channel_id)
+        if page and known and page[-1].id >= max(m.id for m in known):
+            # The page reaches the present: one window, live as usual.
+            merged = {m.id: m for m in page} | {m.id: m for m in known}
+            self.model.load(list(merged.values()), self.session.pending(channel_id))
+        else:
+            self.model.load_window(page)
+        self._stick_to_bottom = False
+        self._loading_history = False
+        self.jump_to_message(message_id)
+        self.jump_button.setVisible(not self.model.at_present or not self.at_bottom())
+        self._place_jump_button()
 
     def jump_to_message(self, message_id: int) -> bool:
         """Scroll to a loaded message and select it; False if it is not loaded."""
