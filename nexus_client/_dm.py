@@ -23,7 +23,11 @@ from .e2ee import (
     PlaintextArchive,
     Undecryptable,
     UndecryptableMessage,
+    delete_payload,
+    edit_payload,
     parse_payload,
+    reaction_payload,
+    text_payload,
 )
 from .store import LocalStore
 
@@ -350,15 +354,10 @@ class DirectMessages:
         except ValueError as exc:
             return self._failed(data, "malformed", str(exc))
         self.archive.keep(data, payload, sender_device=decrypted.sender_device)
-        return DMMessage(
-            channel_id=int(data["channel_id"]),
-            message_id=int(data["id"]),
-            author_id=int(data["author"]["id"]),
-            sender_device=decrypted.sender_device,
-            kind=str(payload.get("kind", "text")),
-            text=str(payload.get("text", "")),
-            payload=payload,
-        )
+        # Read back: a text with the edits, deletion and reactions that arrived before it.
+        kept = self.archive.get(int(data["id"]))
+        assert isinstance(kept, DMMessage | UndecryptableMessage)
+        return kept
 
     def _failed(self, data: dict[str, Any], reason: str, detail: str) -> UndecryptableMessage:
         self.archive.keep_failure(data, reason, detail)
@@ -391,9 +390,36 @@ class DirectMessages:
         return result
 
     async def receive(self, data: dict[str, Any]) -> DecryptedMessage | None:
-        """Handle a MESSAGE_CREATE that carries envelopes; None if none is for us."""
+        """Handle a MESSAGE_CREATE that carries envelopes; None if none is for us, and
+        for what is not shown: an edit, deletion or reaction that does not count (see
+        ``PlaintextArchive.applies``) and a kind this version does not know (the archive
+        logged either)."""
         outcome = await self.decrypt_message(data)
-        return None if outcome is None else self.deliver(outcome)
+        if outcome is None:
+            return None
+        message, fresh = outcome
+        if fresh and isinstance(message, DMMessage) and not self.archive.applies(message):
+            return None
+        return self.deliver(outcome)
+
+    # -- actions on messages (the payloads are checked in ``e2ee._actions``) -------------
+
+    async def send_text(self, channel_id: int, text: str, reply_to: int | None) -> int:
+        return await self.send(channel_id, text_payload(text, reply_to))
+
+    async def edit(self, channel_id: int, message_id: int, text: str) -> int:
+        me = self._need_device().user_id
+        return await self.send(
+            channel_id, edit_payload(self.archive, me, channel_id, message_id, text)
+        )
+
+    async def delete(self, channel_id: int, message_id: int) -> int:
+        me = self._need_device().user_id
+        return await self.send(channel_id, delete_payload(self.archive, me, channel_id, message_id))
+
+    async def react(self, channel_id: int, message_id: int, emoji: str, add: bool) -> int:
+        payload = reaction_payload(self.archive, channel_id, message_id, emoji, add)
+        return await self.send(channel_id, payload)
 
     def safety_number(self, user_id: int) -> str:
         device = self._need_device()

@@ -1,9 +1,9 @@
 """End-to-end encrypted group DMs and encrypted guild channels over the relay: signed
 membership changes, sharing Megolm session keys over the pairwise sessions, and turning
-incoming Megolm messages into ``group_message`` / ``undecryptable`` events. Replies and
-edits travel inside the ciphertext; the archive (``e2ee.PlaintextArchive``) applies an
-edit to its target. The cryptography is in ``e2ee`` (``GroupSessions``); see
-docs/e2ee.md.
+incoming Megolm messages into ``group_message`` / ``undecryptable`` events. Replies,
+edits, deletions and reactions travel inside the ciphertext; the archive
+(``e2ee.PlaintextArchive``) applies each to its target. The cryptography is in
+``e2ee`` (``GroupSessions``); see docs/e2ee.md.
 
 Who gets a session key: in a group DM, the devices of the members that the **signed
 membership log** says are in it (checked here, whatever the relay claims; an add that
@@ -42,8 +42,11 @@ from .e2ee import (
     Undecryptable,
     UndecryptableMessage,
     UndecryptableReason,
-    message_id_in,
+    delete_payload,
+    edit_payload,
     parse_payload,
+    reaction_payload,
+    text_payload,
 )
 from .store import LocalStore
 
@@ -52,6 +55,7 @@ if TYPE_CHECKING:  # vodozemac loads when a group session is first needed
 
 __all__ = ["GroupMessage", "GroupMessages", "Membership"]
 
+DM = 1
 GROUP_DM = 3
 
 
@@ -64,19 +68,6 @@ class Membership:
     rejected: int  # statements that did not verify (and so added nobody)
 
 
-def _message_id(value: object, field: str) -> int:
-    found = message_id_in({field: value}, field)
-    if found is None:
-        raise ValueError(f"{field}: not a message id: {value!r}")
-    return found
-
-
-def _text(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"text: must be a string, not {type(value).__name__}")
-    return value
-
-
 class GroupMessages:
     def __init__(
         self, http: HTTPClient, store: LocalStore, events: EventDispatcher, dms: DirectMessages
@@ -87,6 +78,7 @@ class GroupMessages:
         self._dms = dms
         self._sessions: GroupSessions | None = None
         self._kinds: dict[int, bool] = {}  # channel id -> is a group DM
+        self._pairwise: set[int] = set()  # one-to-one DMs met by ``uses_megolm``
         self._members: dict[int, Membership] = {}
 
     def sessions(self) -> GroupSessions:
@@ -352,33 +344,42 @@ class GroupMessages:
     async def send_text(self, channel_id: int, text: str, reply_to: int | None) -> int:
         """Post ``text``, answering message ``reply_to`` if given; returns its id. The
         reply target travels inside the ciphertext: the relay cannot link the two."""
-        payload: dict[str, Any] = {"kind": "text", "text": _text(text)}
-        if reply_to is not None:
-            payload["reply_to"] = str(_message_id(reply_to, "reply_to"))
-        return int((await self.send(channel_id, payload))["id"])
+        return int((await self.send(channel_id, text_payload(text, reply_to)))["id"])
 
     async def edit(self, channel_id: int, message_id: int, text: str) -> int:
         """Post an edit of this user's message ``message_id`` (decrypted or sent by this
         device, in ``channel_id``): an encrypted message of its own, so the relay learns
         neither that it is an edit nor of what. Returns the edit's message id."""
-        target_id = _message_id(message_id, "message_id")
-        text = _text(text)
-        if not text.strip():
-            raise ValueError("text: an edit cannot be empty")
         me = self._dms.need_device().user_id
-        target = self._dms.archive.get(target_id)
-        if not (
-            isinstance(target, GroupMessage)
-            and target.kind == "text"
-            and target.channel_id == channel_id
-            and target.author_id == me
-        ):
-            raise E2EEError(
-                "message_id: not one of your encrypted messages in this channel (only"
-                " those sent or read on this device can be edited)"
-            )
-        payload = {"kind": "edit", "target": str(target_id), "text": text}
+        payload = edit_payload(self._dms.archive, me, channel_id, message_id, text)
         return int((await self.send(channel_id, payload))["id"])
+
+    async def delete(self, channel_id: int, message_id: int) -> int:
+        """Post the deletion of this user's message ``message_id`` (as for ``edit``)."""
+        me = self._dms.need_device().user_id
+        payload = delete_payload(self._dms.archive, me, channel_id, message_id)
+        return int((await self.send(channel_id, payload))["id"])
+
+    async def react(self, channel_id: int, message_id: int, emoji: str, add: bool) -> int:
+        """Post this user's reaction ``emoji`` to a message (``add`` False takes it back)."""
+        payload = reaction_payload(self._dms.archive, channel_id, message_id, emoji, add)
+        return int((await self.send(channel_id, payload))["id"])
+
+    async def uses_megolm(self, channel_id: int) -> bool:
+        """Whether an encrypted channel is a group (a group DM or an encrypted community
+        channel: Megolm) rather than a one-to-one DM (pairwise sessions)."""
+        if channel_id in self._kinds:
+            return True
+        if channel_id in self._pairwise:
+            return False
+        data = await self._http.request("GET", f"/channels/{channel_id}")
+        if int(data["type"]) == DM:
+            self._pairwise.add(channel_id)
+            return False
+        if int(data["type"]) == GROUP_DM or data.get("e2ee"):
+            self._kinds[channel_id] = int(data["type"]) == GROUP_DM
+            return True
+        raise E2EEError("channel_id: this channel is not end-to-end encrypted")
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -394,20 +395,16 @@ class GroupMessages:
     async def receive(self, data: dict[str, Any]) -> DecryptedMessage | None:
         """Handle a MESSAGE_CREATE that carries ``megolm``: raises ``group_message`` or
         ``undecryptable``. None for this device's own messages, and for what is not
-        shown: an edit that does not count (see ``PlaintextArchive.edit_target``) and a
-        kind this version does not know (the archive logged either)."""
+        shown: an edit, deletion or reaction that does not count (see
+        ``PlaintextArchive.applies``) and a kind this version does not know (the archive
+        logged either)."""
         outcome = await self.decrypt_message(data)
         if outcome is None:
             return None
         message, fresh = outcome
-        if fresh and isinstance(message, GroupMessage) and not self._shown(message):
+        if fresh and isinstance(message, GroupMessage) and not self._dms.archive.applies(message):
             return None
         return self._dms.deliver(outcome)
-
-    def _shown(self, message: GroupMessage) -> bool:
-        if message.kind == "edit":
-            return self._dms.archive.edit_target(message) is not None
-        return message.kind == "text"
 
     async def decrypt_message(self, data: dict[str, Any]) -> tuple[DecryptedMessage, bool] | None:
         """A relay message carrying ``megolm``, decrypted at most once: first a session

@@ -6,7 +6,9 @@ per conversation under the meta key ``desktop.dm_log.<channel_id>`` — and sear
 that. Entries are small dicts:
 
 - ``{"type": "text", "id", "author_id", "text", "ts"}`` (``edited`` once an edit
-  arrived; edits replace ``text``),
+  arrived; edits replace ``text``; ``reply_to``: the id of the message it answers;
+  ``reactions``: emoji → ids of the users reacting with it, as strings). A deleted
+  message's entry is removed.
 - ``{"type": "undecryptable", "id", "author_id", "reason", "detail", "ts"}`` — shown,
   never dropped,
 - ``{"type": "key_change", "user_id", "device_id", "ts"}`` — a contact's keys changed,
@@ -91,6 +93,23 @@ class DMLog:
         entries.append(entry)
         self._save(channel_id, entries)
         return True
+
+    def update(self, channel_id: int, message_id: int, changes: Entry | None) -> bool:
+        """Change the fields of message ``message_id``'s entry (``changes`` None: remove
+        the entry, the message was deleted). Returns True if the log changed."""
+        entries = self.entries(channel_id)
+        for index, existing in enumerate(entries):
+            if existing.get("type") != "text" or str(existing.get("id")) != str(message_id):
+                continue
+            if changes is None:
+                del entries[index]
+            elif all(existing.get(k) == v for k, v in changes.items()):
+                return False
+            else:
+                existing.update(changes)
+            self._save(channel_id, entries)
+            return True
+        return False
 
     def merge(self, channel_id: int, found: list[Entry]) -> bool:
         """Put messages fetched from history (each with an ``id``) in id order among the

@@ -17,19 +17,29 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from nexus_client import Client, InvalidInput, NexusError, Unauthorized
+from nexus_client import (
+    Client,
+    File,
+    InvalidInput,
+    NexusError,
+    SearchResults,
+    Unauthorized,
+)
 from nexus_client.outbox import PendingMessage
 from nexus_client.store import LocalStore
-from nexus_protocol.models import Channel, Guild, Member, Message, User
+from nexus_protocol.models import Attachment, Channel, Guild, Member, Message, User
 
 from .encrypted_channels import EncryptedChannels, fold, reveal
 from .qt import QObject, Signal
 from .saved_accounts import account_list_path, read_saved_accounts, store_path
+from .search_query import ResolvedQuery
 from .voice import AudioFactory, VoiceController
 
 log = logging.getLogger(__name__)
 
 OnDone = Callable[[Any], None]
+
+SEARCH_PAGE = 25  # hits per page of search results (the relay's largest page)
 
 
 @dataclass(eq=False)
@@ -74,6 +84,8 @@ class AppSession(QObject):
     connection_changed = Signal(bool)
     user_updated = Signal(object)  # User: someone's profile (avatar, names) changed
     error = Signal(str)
+    #: Files offered for the composer of a channel (dropped on the message list).
+    files_offered = Signal(object, object)  # channel_id, list[Path]
 
     def __init__(
         self,
@@ -98,9 +110,10 @@ class AppSession(QObject):
         coroutine: Coroutine[Any, Any, Any],
         on_done: OnDone | None = None,
         on_error: Callable[[Exception], None] | None = None,
-    ) -> None:
+    ) -> asyncio.Task[Any]:
         """Start an operation; its result goes to ``on_done``, a failure to ``on_error``
-        or, by default, to the ``error`` signal as a sentence a person can read."""
+        or, by default, to the ``error`` signal as a sentence a person can read.
+        Cancelling the returned task calls neither."""
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
 
@@ -121,6 +134,7 @@ class AppSession(QObject):
                 log.error("operation ended with %r", exc)
 
         task.add_done_callback(finished)
+        return task
 
     async def close(self) -> None:
         await self.voice.close()
@@ -700,6 +714,40 @@ class AppSession(QObject):
         from the account's encrypted store when fetched before, else from its relay."""
         return await account.client.fetch_image(kind, owner_id, image_hash, size)
 
+    # Files and pictures in community channels -------------------------------------------
+
+    def post_files(
+        self,
+        channel_id: int,
+        content: str,
+        files: list[File],
+        *,
+        reply_to: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        on_done: Callable[[Message], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> asyncio.Task[Any]:
+        """Send text and files as one message, now (files never wait in the outbox);
+        ``progress(sent, total)`` follows the upload. Cancel the returned task to stop
+        it. Encrypted channels cannot carry files yet: that is refused here."""
+        client = self._client_for_channel(channel_id)
+        if self.channel_encrypted(channel_id):
+            raise NexusError("files can't be sent in end-to-end encrypted channels yet")
+        return self.run(
+            client.post_message(
+                channel_id, content, files=files, reply_to=reply_to, progress=progress
+            ),
+            on_done=on_done,
+            on_error=on_error,
+        )
+
+    async def fetch_attachment(
+        self, channel_id: int, attachment: Attachment, size: int | None
+    ) -> bytes:
+        """An attachment's bytes (an operation for ``run``); with ``size`` a preview no
+        larger than it, kept in the account's encrypted store once fetched."""
+        return await self._client_for_channel(channel_id).fetch_attachment(attachment, size)
+
     # Navigation (read states, presence) -------------------------------------------------
 
     def fetch_read_states(
@@ -764,6 +812,73 @@ class AppSession(QObject):
             return None
         state = account.client.store.read_states().get(channel_id)
         return state.last_message_id if state else None
+
+    # Message search (the search panel, and jumping to a hit) --------------------------
+
+    def search_messages(
+        self,
+        guild_id: int,
+        query: ResolvedQuery,
+        *,
+        offset: int = 0,
+        oldest_first: bool = False,
+        on_done: Callable[[SearchResults], None],
+        on_error: Callable[[Exception], None],
+    ) -> None:
+        """Search a community's messages (a page of ``SEARCH_PAGE``) on its relay; the
+        ``SearchResults`` go to ``on_done``. The relay cannot read end-to-end encrypted
+        channels, so their messages are never found."""
+        account = self.account_for_guild(guild_id)
+        if account is None:
+            raise NexusError("that community is not on any connected relay")
+        self.run(
+            account.client.search_messages(
+                guild_id,
+                query.content,
+                author_id=query.author_id,
+                channel_id=query.channel_id,
+                mentions=query.mentions,
+                has=query.has,
+                limit=SEARCH_PAGE,
+                offset=offset,
+                oldest_first=oldest_first,
+            ),
+            on_done=on_done,
+            on_error=on_error,
+        )
+
+    def fetch_history_page(
+        self,
+        channel_id: int,
+        *,
+        around: int | None = None,
+        before: int | None = None,
+        after: int | None = None,
+        on_done: Callable[[list[Message]], None],
+        on_error: Callable[[Exception], None] | None = None,
+        limit: int = 50,
+    ) -> None:
+        """A page of a channel's history around, before or after a message, oldest first, for
+        a message view showing a stretch of the past. Kept out of the client's cache and
+        store: those hold the history contiguous from the present, and a page from
+        further back would leave a gap in it."""
+        client = self._client_for_channel(channel_id)
+        params: dict[str, Any] = {"limit": limit}
+        if around is not None:
+            params["around"] = str(around)
+        if before is not None:
+            params["before"] = str(before)
+        if after is not None:
+            params["after"] = str(after)
+
+        async def fetch() -> list[Message]:
+            data = await client.http.request(
+                "GET", f"/channels/{channel_id}/messages", params=params
+            )
+            page = [Message.model_validate(m) for m in data] if isinstance(data, list) else []
+            return sorted(page, key=lambda m: m.id)
+
+        self.run(fetch(), on_done=on_done, on_error=on_error)
 
     # End-to-end encrypted DMs (DM list, DM view, verification) -----------------------------
     #
@@ -914,32 +1029,38 @@ class AppSession(QObject):
         client.listen("dispatch")(dispatch)
 
     def _log_decrypted(self, account: Account, message: DMMessage | GroupMessage) -> None:
-        """Put a decrypted message in the conversation's log (an edit updates its target)."""
+        """Put a decrypted message in the conversation's log; an edit, deletion or
+        reaction updates its target's entry as the SDK's archive now reads it."""
         dm = self._dm(account)
-        if message.kind == "text":
-            entry: dict[str, Any] | None = {
-                "type": "text",
-                "id": str(message.message_id),
-                "author_id": str(message.author_id),
-                "text": message.text,
-                "ts": _snowflake_seconds(message.message_id),
-            }
-        elif message.kind == "edit":
-            entry = {
-                "type": "edit",
-                "target": str(message.payload.get("target")),
-                "author_id": str(message.author_id),
-                "text": message.text,
-            }
-        else:
-            log.info("encrypted payload of kind %r not shown yet", message.kind)
-            entry = None
         me = account.user.id if account.user else None
         if message.author_id != me:
             self._observe_keys(account, message.author_id, message.sender_device)
-        if entry is not None and dm.log.add(message.channel_id, entry):
+        if message.kind in ACTION_KINDS and message.target is not None:
+            self._refresh_dm_entry(account, message.channel_id, message.target)
+            return
+        if message.kind != "text":
+            log.info("encrypted payload of kind %r not shown", message.kind[:40])
+            return
+        if message.deleted:
+            return
+        if dm.log.add(message.channel_id, _text_entry(message)):
             self._bump_dm(account, message.channel_id, message.message_id, message.author_id)
             self.dm_history_changed.emit(message.channel_id)
+
+    def _refresh_dm_entry(self, account: Account, channel_id: int, message_id: int) -> None:
+        """Show message ``message_id`` as the SDK reads it now: its latest edit, its
+        reactions, or gone once deleted."""
+        try:
+            found = account.client.decrypted_message(message_id)
+        except NexusError:
+            return
+        if not isinstance(found, DMMessage | GroupMessage) or found.kind != "text":
+            return
+        if found.channel_id != channel_id:
+            return
+        changes = None if found.deleted else _entry_changes(found)
+        if self._dm(account).log.update(channel_id, message_id, changes):
+            self.dm_history_changed.emit(channel_id)
 
     def _membership_changed(self, account: Account, added: bool, data: Any) -> None:
         """CHANNEL_RECIPIENT_ADD / _REMOVE: update the group's members (an add only if its
@@ -1205,12 +1326,112 @@ class AppSession(QObject):
         text: str,
         on_done: Callable[[int], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,
+        *,
+        reply_to: int | None = None,
     ) -> None:
-        """Encrypt and send ``text``; refused (``SendBlocked``) while a verified contact's
-        key change waits for acknowledgement. The message id goes to ``on_done``."""
-        self.run(self.send_dm_now(channel_id, text), on_done=on_done, on_error=on_error)
+        """Encrypt and send ``text`` (answering message ``reply_to`` if given); refused
+        (``SendBlocked``) while a verified contact's key change waits for
+        acknowledgement. The message id goes to ``on_done``."""
+        self.run(
+            self.send_dm_now(channel_id, text, reply_to=reply_to),
+            on_done=on_done,
+            on_error=on_error,
+        )
 
-    async def send_dm_now(self, channel_id: int, text: str) -> int:
+    async def send_dm_now(self, channel_id: int, text: str, *, reply_to: int | None = None) -> int:
+        client = await self._ready_to_send(channel_id)
+        account = self._need_dm_channel(channel_id).account
+        message_id = await client.send_dm(channel_id, text, reply_to=reply_to)
+        me = account.user.id if account.user else 0
+        sent = client.decrypted_message(message_id)
+        if not isinstance(sent, DMMessage | GroupMessage):
+            device = client.dms.device if client.dms is not None else None
+            sent = DMMessage(
+                channel_id=channel_id,
+                message_id=message_id,
+                author_id=me,
+                sender_device=device.device_id if device else "",
+                kind="text",
+                text=text,
+                payload={"kind": "text", "text": text},
+                reply_to=reply_to,
+            )
+        self._dm(account).log.add(channel_id, _text_entry(sent))
+        self._bump_dm(account, channel_id, message_id, me)
+        self.dm_history_changed.emit(channel_id)
+        self.dm_message.emit(sent)
+        return message_id
+
+    def edit_dm(
+        self,
+        channel_id: int,
+        message_id: int,
+        text: str,
+        on_done: Callable[[int], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        """Edit one of your messages (an encrypted edit; shown here at once)."""
+
+        async def edit() -> int:
+            client = await self._ready_to_send(channel_id)
+            edit_id = await client.edit_dm(channel_id, message_id, text)
+            self._refresh_dm_entry(
+                self._need_dm_channel(channel_id).account, channel_id, message_id
+            )
+            return edit_id
+
+        self.run(edit(), on_done=on_done, on_error=on_error)
+
+    def delete_dm(
+        self,
+        channel_id: int,
+        message_id: int,
+        on_done: Callable[[int], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        """Delete one of your messages for everyone (an encrypted deletion)."""
+
+        async def delete() -> int:
+            client = await self._ready_to_send(channel_id)
+            deletion = await client.delete_dm(channel_id, message_id)
+            self._refresh_dm_entry(
+                self._need_dm_channel(channel_id).account, channel_id, message_id
+            )
+            return deletion
+
+        self.run(delete(), on_done=on_done, on_error=on_error)
+
+    def react_dm(
+        self,
+        channel_id: int,
+        message_id: int,
+        emoji: str,
+        add: bool = True,
+        on_done: Callable[[int], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        """Add (or, ``add`` False, take back) your reaction ``emoji`` to a message."""
+
+        async def react() -> int:
+            client = await self._ready_to_send(channel_id)
+            reaction = await client.react_dm(channel_id, message_id, emoji, add)
+            self._refresh_dm_entry(
+                self._need_dm_channel(channel_id).account, channel_id, message_id
+            )
+            return reaction
+
+        self.run(react(), on_done=on_done, on_error=on_error)
+
+    def dm_decrypted(self, channel_id: int, message_id: int) -> DecryptedMessage | None:
+        """What a message of a DM or group DM decrypted to on this device (with its
+        latest edit), from the local store; None if this device has no outcome for it."""
+        channel = self.dm_channel(channel_id)
+        if channel is None or channel.account.client.store is None:
+            return None
+        found = channel.account.client.decrypted_message(message_id)
+        return found if found is not None and found.channel_id == channel_id else None
+
+    async def _ready_to_send(self, channel_id: int) -> Client:
         channel = self._need_dm_channel(channel_id)
         account = channel.account
         client = account.client
@@ -1230,36 +1451,7 @@ class AppSession(QObject):
                 f"The safety number of {names} changed. Acknowledge the change"
                 " (or verify again) before sending."
             )
-        if channel.is_group:
-            message_id = await client.send_group(channel_id, text)
-        else:
-            message_id = await client.send_dm(channel_id, text)
-        me = account.user.id if account.user else 0
-        self._dm(account).log.add(
-            channel_id,
-            {
-                "type": "text",
-                "id": str(message_id),
-                "author_id": str(me),
-                "text": text,
-                "ts": _snowflake_seconds(message_id),
-            },
-        )
-        self._bump_dm(account, channel_id, message_id, me)
-        self.dm_history_changed.emit(channel_id)
-        device = client.dms.device
-        self.dm_message.emit(
-            DMMessage(
-                channel_id=channel_id,
-                message_id=message_id,
-                author_id=me,
-                sender_device=device.device_id if device else "",
-                kind="text",
-                text=text,
-                payload={"kind": "text", "text": text},
-            )
-        )
-        return message_id
+        return client
 
     # Group DM operations ----------------------------------------------------------------
 
@@ -1309,27 +1501,20 @@ class AppSession(QObject):
             await self.enable_e2ee(account)
             page = await account.client.dm_history(channel_id, limit=50)
             entries: list[dict[str, Any]] = []
-            edits: list[DMMessage | GroupMessage] = []
+            texts: list[DMMessage | GroupMessage] = []
             for message in reversed(page):
                 if isinstance(message, UndecryptableMessage):
                     entries.append(_undecryptable_entry(message))
                 elif message.kind == "text":
-                    entry: dict[str, Any] = {
-                        "type": "text",
-                        "id": str(message.message_id),
-                        "author_id": str(message.author_id),
-                        "text": message.text,
-                        "ts": _snowflake_seconds(message.message_id),
-                    }
-                    # A group message comes with its latest edit already applied.
-                    if isinstance(message, GroupMessage) and message.edited:
-                        entry["edited"] = True
-                    entries.append(entry)
-                elif message.kind == "edit":
-                    edits.append(message)
-            changed = self._dm(account).log.merge(channel_id, entries)
-            for edit in edits:
-                self._log_decrypted(account, edit)
+                    texts.append(message)
+                    if not message.deleted:
+                        # Read with its latest edit, reactions and reply target applied.
+                        entries.append(_text_entry(message))
+            log_ = self._dm(account).log
+            changed = log_.merge(channel_id, entries)
+            for message in texts:
+                changes = None if message.deleted else _entry_changes(message)
+                changed = log_.update(channel_id, message.message_id, changes) or changed
             if changed:
                 self.dm_history_changed.emit(channel_id)
 
@@ -1350,6 +1535,7 @@ def describe_error(exc: Exception) -> str:
 from dataclasses import field  # noqa: E402
 
 from nexus_client import DMMessage, GroupMessage, UndecryptableMessage  # noqa: E402
+from nexus_client.e2ee import ACTION_KINDS, DecryptedMessage  # noqa: E402
 from nexus_protocol.snowflake import snowflake_time  # noqa: E402
 
 from .e2ee_state import E2EEState, key_fingerprint  # noqa: E402
@@ -1405,6 +1591,28 @@ def _in_community(client: Client, channel_id: int) -> bool:
 
 def _snowflake_seconds(message_id: int) -> float:
     return snowflake_time(message_id).timestamp()
+
+
+def _entry_changes(message: DMMessage | GroupMessage) -> dict[str, Any]:
+    """What a text's log entry shows that later messages can change."""
+    return {
+        "text": message.text,
+        "edited": message.edited,
+        "reactions": {e: [str(u) for u in users] for e, users in message.reactions.items()},
+    }
+
+
+def _text_entry(message: DMMessage | GroupMessage) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "type": "text",
+        "id": str(message.message_id),
+        "author_id": str(message.author_id),
+        "ts": _snowflake_seconds(message.message_id),
+        **_entry_changes(message),
+    }
+    if message.reply_to is not None:
+        entry["reply_to"] = str(message.reply_to)
+    return entry
 
 
 def _undecryptable_entry(message: UndecryptableMessage) -> dict[str, Any]:

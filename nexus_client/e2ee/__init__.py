@@ -6,7 +6,9 @@ See docs/e2ee.md for the protocol."""
 
 from typing import TYPE_CHECKING, Any
 
+from ._actions import delete_payload, edit_payload, reaction_payload, text_payload
 from ._archive import (
+    ACTION_KINDS,
     DecryptedMessage,
     DMMessage,
     GroupMessage,
@@ -56,6 +58,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ACTION_KINDS",
     "MAX_SESSIONS",
     "MAX_SKIP",
     "ROTATE_AFTER",
@@ -75,9 +78,13 @@ __all__ = [
     "Undecryptable",
     "UndecryptableMessage",
     "UndecryptableReason",
+    "delete_payload",
+    "edit_payload",
     "fingerprint",
     "format_safety_number",
     "message_id_in",
     "parse_payload",
+    "reaction_payload",
     "safety_number",
+    "text_payload",
 ]

@@ -2,16 +2,20 @@
 (with notices for undecryptable messages, key changes and membership changes, never
 dropped), a search box that filters it, and a composer that pauses while a verified
 contact's key change is unacknowledged. A group's header lists its members; its menu
-verifies, adds and removes them."""
+verifies, adds and removes them. Each message has a menu (right-click, the Menu key or
+Shift+F10): reply, edit and delete your own, react, copy; Up in an empty box edits your
+last message and Esc cancels a reply or an edit, as in channels."""
 
 from __future__ import annotations
 
 import html
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..markdown import COPY_CODE_HREF, SPOILER_HREF, code_blocks, render_markdown
 from ..qt import (
+    QCursor,
     QEvent,
     QFrame,
     QGuiApplication,
@@ -22,9 +26,11 @@ from ..qt import (
     QMenu,
     QObject,
     QPlainTextEdit,
+    QPoint,
     QPushButton,
     QScrollArea,
     Qt,
+    QTextCursor,
     QTimer,
     QToolButton,
     QVBoxLayout,
@@ -34,9 +40,12 @@ from ..qt import (
 from ..search import matches
 from ..session import AppSession, DMChannel, describe_error
 from .group_dialogs import PeoplePicker, add_people_dialog
+from .message_view import QUICK_EMOJI
 from .verify_dialog import VerifyDialog
 
 BANNER = "Messages are end-to-end encrypted. The relay cannot read them."
+NO_ORIGINAL = "original message could not be decrypted"
+QUOTE_LENGTH = 80  # characters of the answered message shown above a reply
 
 REASONS = {
     "replay": "a copy of a message already received",
@@ -147,6 +156,21 @@ class DMView(QWidget):
         self.key_bar.hide()
         layout.addWidget(self.key_bar)
 
+        self.reply_bar = QFrame()
+        self.reply_bar.setObjectName("DMReplyBar")
+        reply_row = QHBoxLayout(self.reply_bar)
+        reply_row.setContentsMargins(10, 2, 10, 2)
+        self.reply_label = QLabel("")
+        self.reply_label.setTextFormat(Qt.TextFormat.PlainText)
+        reply_row.addWidget(self.reply_label, 1)
+        cancel = QToolButton()
+        cancel.setText("✕")
+        cancel.setAccessibleName("Cancel reply or edit")
+        cancel.clicked.connect(self.cancel_reply)
+        reply_row.addWidget(cancel)
+        self.reply_bar.hide()
+        layout.addWidget(self.reply_bar)
+
         composer = QHBoxLayout()
         composer.setContentsMargins(10, 0, 10, 8)
         self.editor = QPlainTextEdit()
@@ -169,6 +193,12 @@ class DMView(QWidget):
         session.dm_channels_changed.connect(self._update_state)
         session.identity_changed.connect(lambda _change: self._update_state())
         self._row_labels: list[QLabel] = []
+        self._row_widgets: list[QWidget] = []
+        self._reaction_buttons: dict[str, list[QToolButton]] = {}
+        #: The message the box answers, or the one it edits (log entries).
+        self.replying_to: dict[str, Any] | None = None
+        self.editing: dict[str, Any] | None = None
+        self.active_menu: QMenu | None = None
         self._shown: list[dict[str, Any]] = []
         #: Messages whose spoilers the reader revealed (by message id).
         self.revealed: set[str] = set()
@@ -181,6 +211,7 @@ class DMView(QWidget):
         self._session.active_dm = channel_id  # type: ignore[attr-defined]
         self.search_box.clear()
         self.status.setText("")
+        self.cancel_reply()
         if channel_id is not None:
             self._session.mark_dm_read(channel_id)
             self._session.load_dm_history(channel_id)
@@ -225,10 +256,12 @@ class DMView(QWidget):
         query = self.search_box.text()
         shown = [e for e in entries if matches(e, query)]
         self._shown = shown
-        for label in self._row_labels:
-            self._rows_layout.removeWidget(label)
-            label.deleteLater()
+        for row in self._row_widgets:
+            self._rows_layout.removeWidget(row)
+            row.deleteLater()
+        self._row_widgets = []
         self._row_labels = []
+        self._reaction_buttons = {}
         if not shown:
             who = "the members of this group" if self.is_group() else "the two of you"
             text = (
@@ -264,9 +297,179 @@ class DMView(QWidget):
                 label.setStyleSheet("QLabel { color: #d83c3e; padding: 4px 0; }")
             elif kind in ("key_change_acknowledged", "empty", "member_added", "member_removed"):
                 label.setStyleSheet("QLabel { color: gray; padding: 4px 0; }")
-            self._rows_layout.insertWidget(self._rows_layout.count() - 1, label)
+            shown_row: QWidget = label
+            if shown and kind == "text":
+                shown_row = self._message_row(shown[number], label)
+            self._rows_layout.insertWidget(self._rows_layout.count() - 1, shown_row)
+            self._row_widgets.append(shown_row)
             self._row_labels.append(label)
         QTimer.singleShot(0, self._scroll_to_end)
+
+    def _message_row(self, entry: dict[str, Any], label: QLabel) -> QWidget:
+        """A message's row: its text (focusable, with the message menu on right-click,
+        the Menu key or Shift+F10) and its reactions, one toggle button per emoji."""
+        label.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        label.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        label.customContextMenuRequested.connect(
+            lambda pos, e=entry, w=label: self.open_message_menu(e, w.mapToGlobal(pos))
+        )
+        label.installEventFilter(self)
+        label.setProperty("dmEntryId", str(entry.get("id")))
+        author = self._name_of(int(entry.get("author_id") or 0))
+        label.setAccessibleName(f"Message from {author}")
+        label.setAccessibleDescription(str(entry.get("text", ""))[:200])
+        reactions = entry.get("reactions")
+        if not isinstance(reactions, dict) or not reactions:
+            return label
+        row = QWidget()
+        row.setObjectName("DMMessageRow")
+        column = QVBoxLayout(row)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        column.addWidget(label)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 4)
+        me = self._my_id()
+        buttons = []
+        for emoji, users in reactions.items():
+            if not isinstance(users, list) or not users:
+                continue
+            mine = str(me) in users
+            button = QToolButton()
+            button.setObjectName("DMReaction")
+            button.setText(f"{emoji} {len(users)}")
+            button.setCheckable(True)
+            button.setChecked(mine)
+            people = "person" if len(users) == 1 else "people"
+            button.setAccessibleName(
+                f"{emoji} reaction, {len(users)} {people}"
+                + (", including you: press to remove yours" if mine else ": press to add yours")
+            )
+            button.setToolTip(", ".join(self._name_of(int(u)) for u in users if str(u).isdigit()))
+            button.clicked.connect(
+                lambda _=False, e=entry, em=str(emoji): self.toggle_reaction(e, em)
+            )
+            bar.addWidget(button)
+            buttons.append(button)
+        bar.addStretch(1)
+        column.addLayout(bar)
+        self._reaction_buttons[str(entry.get("id"))] = buttons
+        return row
+
+    def reaction_buttons(self, message_id: int) -> list[QToolButton]:
+        """The reaction buttons shown under a message (emoji and count, checked if yours)."""
+        return list(self._reaction_buttons.get(str(message_id), []))
+
+    def row_label(self, message_id: int) -> QLabel | None:
+        """The label showing a message, if it is shown."""
+        for label, entry in zip(self._row_labels, self._shown, strict=False):
+            if entry.get("type") == "text" and str(entry.get("id")) == str(message_id):
+                return label
+        return None
+
+    def _my_id(self) -> int | None:
+        channel = self._channel()
+        return channel.account.user.id if channel and channel.account.user else None
+
+    # Message actions --------------------------------------------------------------------
+
+    def message_menu(self, entry: dict[str, Any]) -> QMenu:
+        """Reply, Edit and Delete (your own), Add reaction, Copy text."""
+        menu = QMenu(self)
+        menu.setAccessibleName("Message actions")
+        mine = str(entry.get("author_id")) == str(self._my_id())
+        can_act = self._can_type()
+        reply = menu.addAction("Reply")
+        reply.setEnabled(can_act)
+        reply.triggered.connect(lambda: self.start_reply(entry))
+        if mine:
+            edit = menu.addAction("Edit")
+            edit.setEnabled(can_act)
+            edit.triggered.connect(lambda: self.start_edit(entry))
+            delete = menu.addAction("Delete")
+            delete.setEnabled(can_act)
+            delete.triggered.connect(lambda: self.delete_message(entry))
+        react = menu.addMenu("Add reaction")
+        react.setEnabled(can_act)
+        reactions = entry.get("reactions") if isinstance(entry.get("reactions"), dict) else {}
+        for emoji in QUICK_EMOJI:
+            users = reactions.get(emoji) if isinstance(reactions, dict) else None
+            action = react.addAction(emoji)
+            action.setCheckable(True)
+            action.setChecked(isinstance(users, list) and str(self._my_id()) in users)
+            action.triggered.connect(lambda _=False, e=emoji: self.toggle_reaction(entry, e))
+        menu.addSeparator()
+        menu.addAction("Copy text").triggered.connect(
+            lambda: QGuiApplication.clipboard().setText(str(entry.get("text", "")))
+        )
+        return menu
+
+    def open_message_menu(self, entry: dict[str, Any], where: QPoint | None = None) -> QMenu:
+        menu = self.message_menu(entry)
+        self.active_menu = menu
+        menu.popup(where if where is not None else QCursor.pos())
+        return menu
+
+    def start_reply(self, entry: dict[str, Any]) -> None:
+        self.editing = None
+        self.replying_to = entry
+        author = self._name_of(int(entry.get("author_id") or 0))
+        self.reply_label.setText(f"Replying to {author} — Esc to cancel")
+        self.reply_bar.show()
+        self.editor.setFocus()
+
+    def start_edit(self, entry: dict[str, Any]) -> None:
+        self.replying_to = None
+        self.editing = entry
+        self.reply_label.setText("Editing message — Enter to save, Esc to cancel")
+        self.reply_bar.show()
+        self.editor.setPlainText(str(entry.get("text", "")))
+        self.editor.moveCursor(QTextCursor.MoveOperation.End)
+        self.editor.setFocus()
+
+    def cancel_reply(self) -> None:
+        """Esc: stop replying or editing (an edit's text is dropped)."""
+        if self.editing is not None:
+            self.editor.clear()
+        self.replying_to = None
+        self.editing = None
+        self.reply_bar.hide()
+
+    def delete_message(self, entry: dict[str, Any]) -> None:
+        if self.channel_id is None:
+            return
+        if self.editing is not None and self.editing.get("id") == entry.get("id"):
+            self.cancel_reply()
+        self._session.delete_dm(
+            self.channel_id, int(entry["id"]), on_error=self._action_failed("Not deleted")
+        )
+
+    def toggle_reaction(self, entry: dict[str, Any], emoji: str) -> None:
+        """Add your ``emoji`` to the message, or take it back if it is there."""
+        if self.channel_id is None:
+            return
+        reactions = entry.get("reactions")
+        users = reactions.get(emoji) if isinstance(reactions, dict) else None
+        mine = isinstance(users, list) and str(self._my_id()) in users
+        self._session.react_dm(
+            self.channel_id,
+            int(entry["id"]),
+            emoji,
+            not mine,
+            on_error=self._action_failed("Reaction not sent"),
+        )
+
+    def _action_failed(self, what: str) -> Callable[[Exception], None]:
+        def failed(exc: Exception) -> None:
+            self.status.setText(f"{what}: {describe_error(exc)}")
+
+        return failed
+
+    def _my_last_message(self) -> dict[str, Any] | None:
+        me = str(self._my_id())
+        entries = self._session.dm_history(self.channel_id) if self.channel_id else []
+        mine = [e for e in entries if e.get("type") == "text" and e.get("author_id") == me]
+        return mine[-1] if mine else None
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
@@ -287,7 +490,8 @@ class DMView(QWidget):
             body = render_markdown(
                 str(entry.get("text", "")), reveal_spoilers=str(entry.get("id")) in self.revealed
             )
-            return f"<b>{name}</b> <span style='color:gray'>{when}</span>{edited}<br>{body}"
+            quote = self._quote_html(entry)
+            return f"{quote}<b>{name}</b> <span style='color:gray'>{when}</span>{edited}<br>{body}"
         if kind == "undecryptable":
             name = html.escape(self._name_of(int(entry.get("author_id") or 0)))
             reason = str(entry.get("reason", "malformed"))
@@ -316,6 +520,29 @@ class DMView(QWidget):
                 f" {name} is no longer verified."
             )
         return html.escape(str(entry))
+
+    def _quote_html(self, entry: dict[str, Any]) -> str:
+        """The line above a reply: who wrote what it answers, and the start of it."""
+        target = str(entry.get("reply_to") or "")
+        if not target.isdigit() or self.channel_id is None:
+            return ""
+        found = next(
+            (
+                e
+                for e in self._session.dm_history(self.channel_id)
+                if e.get("type") == "text" and str(e.get("id")) == target
+            ),
+            None,
+        )
+        if found is not None:
+            author = self._name_of(int(found.get("author_id") or 0))
+            text = " ".join(str(found.get("text", "")).split())
+            line = f"{author}: {text[:QUOTE_LENGTH]}" + ("…" if len(text) > QUOTE_LENGTH else "")
+        else:
+            decrypted = self._session.dm_decrypted(self.channel_id, int(target))
+            deleted = getattr(decrypted, "deleted", False)
+            line = "original message was deleted" if deleted else NO_ORIGINAL
+        return f"<span style='color:gray'>↪ {html.escape(line)}</span><br>"
 
     def _membership_html(self, entry: dict[str, Any], when: str) -> str:
         """ "bob added carol", "bob removed carol", "carol left the group"; a change whose
@@ -416,9 +643,13 @@ class DMView(QWidget):
                 if has_channel
                 else "Open a conversation"
             )
-        can_type = has_channel and not blocked and not left
+        can_type = self._can_type()
         self.editor.setEnabled(can_type)
         self.send_button.setEnabled(can_type and not self._sending)
+
+    def _can_type(self) -> bool:
+        channel = self._channel()
+        return channel is not None and not channel.left and not self.blocked()
 
     def member_summary(self) -> str:
         """The group's members as the header lists them: you first, then by name, the
@@ -538,12 +769,37 @@ class DMView(QWidget):
     # Sending ----------------------------------------------------------------------------
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.editor and event.type() == QEvent.Type.KeyPress:
-            assert isinstance(event, QKeyEvent)
-            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not (
-                event.modifiers() & Qt.KeyboardModifier.ShiftModifier
-            ):
+        if event.type() != QEvent.Type.KeyPress:
+            return super().eventFilter(watched, event)
+        assert isinstance(event, QKeyEvent)
+        key = event.key()
+        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        if watched is self.editor:
+            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not shift:
                 self.send()
+                return True
+            if key == Qt.Key.Key_Escape and (self.replying_to or self.editing):
+                self.cancel_reply()
+                return True
+            if key == Qt.Key.Key_Up and not self.editor.toPlainText() and self._can_type():
+                last = self._my_last_message()
+                if last is not None:
+                    self.start_edit(last)
+                    return True
+        elif isinstance(watched, QLabel) and (
+            key == Qt.Key.Key_Menu or (key == Qt.Key.Key_F10 and shift)
+        ):
+            entry = next(
+                (
+                    e
+                    for e in self._shown
+                    if str(e.get("id")) == str(watched.property("dmEntryId"))
+                    and e.get("type") == "text"
+                ),
+                None,
+            )
+            if entry is not None:
+                self.open_message_menu(entry, watched.mapToGlobal(watched.rect().center()))
                 return True
         return super().eventFilter(watched, event)
 
@@ -554,15 +810,28 @@ class DMView(QWidget):
         if self.blocked():
             self._update_state()
             return
+        channel_id = self.channel_id
+        editing = self.editing
+        if editing is not None:
+            if text != str(editing.get("text", "")):
+                self._session.edit_dm(
+                    channel_id, int(editing["id"]), text, on_error=self._action_failed("Not edited")
+                )
+            self.cancel_reply()
+            self.editor.clear()
+            return
+        reply_to = int(self.replying_to["id"]) if self.replying_to else None
         self._sending = True
         self.status.setText("Encrypting and sending…")
         self._update_state()
-        channel_id = self.channel_id
 
         def sent(_message_id: int) -> None:
             self._sending = False
             if self.editor.toPlainText().strip() == text:
                 self.editor.clear()
+                answered = self.replying_to
+                if answered is not None and str(answered.get("id")) == str(reply_to):
+                    self.cancel_reply()
             self.status.setText("")
             self._update_state()
 
@@ -573,4 +842,4 @@ class DMView(QWidget):
             if channel_id == self.channel_id:
                 self.refresh()
 
-        self._session.send_dm(channel_id, text, on_done=sent, on_error=failed)
+        self._session.send_dm(channel_id, text, on_done=sent, on_error=failed, reply_to=reply_to)

@@ -66,7 +66,8 @@ async def test_dm_channels_own_messages_and_history(relay: RunningRelay, make_st
         )
         assert [m.message_id for m in history] == [int(m["id"]) for m in listed]  # newest first
         assert [m.message_id for m in history] == sorted(m.message_id for m in history)[::-1]
-        assert _texts(history) == ["alice: hello bob!", "bob: hello alice", "alice: hello bob"]
+        # The edit is also folded into the message it edits.
+        assert _texts(history) == ["alice: hello bob!", "bob: hello alice", "alice: hello bob!"]
         assert isinstance(history[0], DMMessage) and history[0].kind == "edit"
         assert history[0].payload["target"] == str(first)
         assert alice.dms is not None and alice.dms.device is not None
@@ -77,7 +78,7 @@ async def test_dm_channels_own_messages_and_history(relay: RunningRelay, make_st
         # Saved like a received message: in the store's message cache, plaintext included.
         assert alice.store is not None
         cached = {m["id"]: m["content"] for m in alice.store.messages(dm)}
-        assert cached[str(first)] == "alice: hello bob"
+        assert cached[str(first)] == "alice: hello bob!"  # with its edit applied
 
         # -- bob misses messages while offline, then reads them from history -------------
         bob_device = _only_device(bob)
@@ -112,7 +113,7 @@ async def test_dm_channels_own_messages_and_history(relay: RunningRelay, make_st
         shown = {c.id: c for c in bob.dm_channels()}[gdm]
         assert [u.id for u in shown.recipients] == [user_id(alice)]
         history = await bob.dm_history(dm)
-        expected = [*reversed(missed), "alice: hello bob!", "bob: hello alice", "alice: hello bob"]
+        expected = [*reversed(missed), "alice: hello bob!", "bob: hello alice", "alice: hello bob!"]
         assert _texts(history) == expected
         failed = history[0]
         assert isinstance(failed, UndecryptableMessage) and failed.message_id == int(forged["id"])
