@@ -17,10 +17,11 @@ it to its target. No Qt here."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from nexus_client import Client, GroupMessage, UndecryptableMessage
-from nexus_protocol.models import Message, MessageReference
+from nexus_protocol.models import Emoji, Message, MessageReference, Reaction
 from nexus_protocol.snowflake import snowflake_time
 
 from .e2ee_state import MetaStore
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 META_KEY = "desktop.e2ee_channels"
 UNREADABLE_QUOTE = "🔒 Original message could not be decrypted"
+# Encrypted messages that change another one instead of being a row.
+_FOLDED_KINDS = ("edit", "delete", "reaction")
 
 REASONS = {
     "unknown_session": "no key was shared with this device; it was sent before you could read",
@@ -99,7 +102,10 @@ def reveal(client: Client, message: Message) -> Message | None:
     if isinstance(outcome, GroupMessage):
         if outcome.kind != "text":
             return None
-        update = {"content": outcome.text}
+        if outcome.deleted:
+            forget(client, message.channel_id, message.id)
+            return None
+        update = {"content": outcome.text, "reactions": _reactions(client, outcome)}
         if outcome.last_edit_id is not None:
             update["edited_timestamp"] = snowflake_time(outcome.last_edit_id)
         if outcome.reply_to is not None:
@@ -120,26 +126,55 @@ def reveal(client: Client, message: Message) -> Message | None:
     return shown
 
 
-def fold(client: Client, message: Message) -> tuple[bool, Message | None]:
-    """Whether ``message`` is no row of its own: an encrypted edit, or a payload of a
-    kind this app does not know. Such a message is dropped from the client's caches,
-    and an edit that counts comes back with its target as it now reads (None if the
-    target is not cached here)."""
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """What an encrypted message that is no row of its own did to the rows: ``changed``
+    is its target as it now reads (an edit, a reaction), ``deleted`` the id of the
+    message it deleted."""
+
+    changed: Message | None = None
+    deleted: int | None = None
+
+
+def fold(client: Client, message: Message) -> Folded | None:
+    """None if ``message`` is a row of its own; else it is an encrypted edit, deletion,
+    reaction or a payload of a kind this app does not know: it is dropped from the
+    client's caches, and what it did to its target (if that is cached here) comes back.
+    Only the author's edits and deletions count (the SDK checks; so does this)."""
     outcome = client.decrypted_message(message.id) if client.dms is not None else None
     if not isinstance(outcome, GroupMessage) or outcome.kind == "text":
-        return False, None
-    cached = client.cache.messages.get(message.channel_id)
-    if cached is not None:
-        cached.pop(message.id, None)
-    if client.store is not None:
-        client.store.delete_messages(message.channel_id, [message.id])
-    if outcome.kind != "edit" or outcome.target is None:
+        return None
+    forget(client, message.channel_id, message.id)
+    if outcome.kind not in _FOLDED_KINDS or outcome.target is None:
         log.info("not shown: an encrypted payload of kind %r", outcome.kind[:40])
-        return True, None
+        return Folded()
     target = _cached(client, message.channel_id, outcome.target)
-    if target is None or target.author.id != outcome.author_id:
-        return True, None
-    return True, reveal(client, target)
+    if target is None:
+        return Folded()
+    if outcome.kind != "reaction" and target.author.id != outcome.author_id:
+        return Folded()
+    revealed = reveal(client, target)
+    if revealed is None and outcome.kind == "delete":
+        return Folded(deleted=target.id)
+    return Folded(changed=revealed)
+
+
+def forget(client: Client, channel_id: int, message_id: int) -> None:
+    """Drop a message from the client's cache and store (it is no row, or deleted)."""
+    cached = client.cache.messages.get(channel_id)
+    if cached is not None:
+        cached.pop(message_id, None)
+    if client.store is not None:
+        client.store.delete_messages(channel_id, [message_id])
+
+
+def _reactions(client: Client, outcome: GroupMessage) -> list[Reaction]:
+    me = client.user.id if client.user is not None else None
+    return [
+        Reaction(count=len(users), me=me in users, emoji=Emoji(name=emoji))
+        for emoji, users in outcome.reactions.items()
+        if users
+    ]
 
 
 def _cached(client: Client, channel_id: int, message_id: int) -> Message | None:

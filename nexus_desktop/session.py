@@ -206,12 +206,17 @@ class AppSession(QObject):
 
         async def created(message: Message) -> None:
             if not message.content and encrypted.is_encrypted(message.channel_id):
-                folded, edited = fold(client, message)
-                if folded:  # an edit: its target's row changes, no row of its own
-                    if edited is not None:
-                        self.message_updated.emit(edited)
+                folded = fold(client, message)
+                if folded is not None:  # an edit, deletion or reaction: no row of its own
+                    if folded.changed is not None:
+                        self.message_updated.emit(folded.changed)
+                    if folded.deleted is not None:
+                        self.message_deleted.emit(message.channel_id, folded.deleted)
                     return
-                message = reveal(client, message) or message
+                revealed = reveal(client, message)
+                if revealed is None and client.decrypted_message(message.id) is not None:
+                    return  # deleted by its author before it arrived here
+                message = revealed or message
             self.message_created.emit(message)
 
         async def updated(message: Message) -> None:
@@ -387,7 +392,7 @@ class AppSession(QObject):
             fetched = await client.fetch_messages(channel_id, limit=50, before=before)
             if self.channel_encrypted(channel_id):
                 for message in fetched:
-                    if not message.content and not fold(client, message)[0]:
+                    if not message.content and fold(client, message) is None:
                         reveal(client, message)
             self.history_loaded.emit(channel_id)
 
@@ -402,10 +407,20 @@ class AppSession(QObject):
         self.run(self._client_for_channel(channel_id).edit_message(channel_id, message_id, content))
 
     def delete_message(self, channel_id: int, message_id: int) -> None:
-        self.run(self._client_for_channel(channel_id).delete_message(channel_id, message_id))
+        """Delete a message; in an encrypted channel one's own, by an encrypted deletion
+        that members' apps honour (the relay cannot tell which message it names)."""
+        client = self._client_for_channel(channel_id)
+        if self.channel_encrypted(channel_id):
+            self.run(client.delete_dm(channel_id, message_id))
+            return
+        self.run(client.delete_message(channel_id, message_id))
 
     def toggle_reaction(self, channel_id: int, message_id: int, emoji: str, mine: bool) -> None:
         client = self._client_for_channel(channel_id)
+        if self.channel_encrypted(channel_id):
+            # Encrypted too: the relay must not learn who reacted to what.
+            self.run(client.react_dm(channel_id, message_id, emoji, add=not mine))
+            return
         action = client.remove_reaction if mine else client.add_reaction
         self.run(action(channel_id, message_id, emoji))
 

@@ -490,6 +490,8 @@ class MessageView(QWidget):
         checks again)."""
         if self._is_mine(message):
             return True
+        if self.session.channel_encrypted(message.channel_id):
+            return False  # an encrypted deletion counts only from the author
         allowed = self.session.channel_permissions(message.channel_id)
         return bool(allowed & Permissions.MANAGE_MESSAGES)
 
