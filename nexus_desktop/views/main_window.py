@@ -27,6 +27,7 @@ from ..qt import (
     QLineEdit,
     QMainWindow,
     QMenu,
+    QPalette,
     QPushButton,
     QShortcut,
     QSizePolicy,
@@ -41,6 +42,7 @@ from .channel_list import LEVEL_LABELS, ChannelList
 from .composer import Composer
 from .dm_list import DMList
 from .dm_view import DMView
+from .header_icons import header_icon
 from .member_list import MemberList
 from .message_view import MessageView
 from .search_panel import SearchPanel
@@ -136,6 +138,11 @@ class MainWindow(QMainWindow):
         self.members_toggle.setToolTip("Show member list")
         self.members_toggle.setAccessibleName("Show member list")
         self.members_toggle.toggled.connect(self._members_toggled)
+        for button in (self.bell, self.members_toggle):
+            button.setObjectName("HeaderButton")
+            # The words stay as tooltips and accessible names; the header shows icons.
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self._paint_header_icons()
         self.search_box = QLineEdit(self)
         self.search_box.setObjectName("SearchBox")
         self.search_box.setPlaceholderText("Search")
@@ -390,6 +397,17 @@ class MainWindow(QMainWindow):
     def show_community_menu(self) -> None:
         button = self.community_button
         self.community_menu.popup(button.mapToGlobal(button.rect().bottomLeft()))
+
+    def _paint_header_icons(self) -> None:
+        colour = self.palette().color(QPalette.ColorRole.WindowText)
+        ratio = self.devicePixelRatioF()
+        self.bell.setIcon(header_icon("bell", colour, ratio))
+        self.members_toggle.setIcon(header_icon("members", colour, ratio))
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._paint_header_icons()  # a new theme: icons in its text colour
 
     def _refresh_community_header(self, *_: object) -> None:
         guild = self.session.guild(self.guild_id) if self.guild_id is not None else None

@@ -211,6 +211,16 @@ async def test_managing_a_community_from_the_main_window(
         assert "Community settings…" in [a.text() for a in window.community_menu.actions()]
         window.community_menu.close()
 
+        # The header's bell and member-list buttons are icons with names for screen readers.
+        for button, name in (
+            (window.bell, "Notification settings"),
+            (window.members_toggle, "Show member list"),
+        ):
+            assert button.accessibleName() == name and button.toolTip()
+            image = button.icon().pixmap(20, 20).toImage()
+            drawn = sum(image.pixelColor(x, y).alpha() > 128 for x in range(20) for y in range(20))
+            assert 20 < drawn < 300, f"{name}: {drawn} pixels drawn"
+
         # A channel and a role, through the session's account (the owner's tools).
         channel = await account.client.create_channel(guild_id, "announcements")
         await until(
