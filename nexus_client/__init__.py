@@ -22,6 +22,7 @@ from ._exceptions import (
     StoreLocked,
     Unauthorized,
 )
+from ._files import File
 from ._groups import GroupMessage
 from ._search import SearchResults
 
@@ -30,6 +31,7 @@ __all__ = [
     "Client",
     "ConnectionLost",
     "DMMessage",
+    "File",
     "Forbidden",
     "GatewayError",
     "GroupMessage",

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
 
 from nexus_protocol.gateway import DEFAULT_INTENTS, Intents
-from nexus_protocol.models import Channel, Guild, Invite, Member, Message, Role, User
+from nexus_protocol.models import (
+    Attachment,
+    Channel,
+    Guild,
+    Invite,
+    Member,
+    Message,
+    Role,
+    User,
+)
 from nexus_protocol.session import Dispatch
 
 from ._cache import ClientCache
@@ -21,9 +30,11 @@ from ._dm_channels import DMChannel, DMChannels
 from ._e2ee_history import EncryptedHistory
 from ._events import EventDispatcher, Handler
 from ._exceptions import BadRequest, ConnectionLost, Forbidden, NexusError, NotFound
+from ._files import File
 from ._gateway import GatewayLink
 from ._groups import GroupMessages
-from ._http import HTTPClient
+from ._http import FormPart, HTTPClient, MultipartBody
+from ._search import SearchResults, parse_results, search_params
 from ._voice_states import VoiceStateTracker
 from .e2ee import DecryptedMessage
 from .outbox import Outbox, PendingMessage, PermanentFailure
@@ -49,6 +60,10 @@ _VOICE_EVENTS = frozenset(
 )
 
 H = TypeVar("H", bound=Handler)
+
+# An attachment's bytes never change, so its previews need no content hash in their
+# cache key: the attachment id names them.
+_PREVIEW_KEY = "preview"
 
 
 class Client:
@@ -316,14 +331,52 @@ class Client:
         device itself also deletes its keys here; ``e2ee_setup()`` then makes a new one."""
         await self._need_dms().remove_device(device_id)
 
-    async def send_dm(self, channel_id: int, text: str) -> int:
-        """Encrypt ``text`` to every device in the DM (and this user's other devices)."""
-        return await self._need_dms().send(channel_id, {"kind": "text", "text": text})
+    async def _uses_megolm(self, channel_id: int) -> bool:
+        known = self.private_channels.get(channel_id)
+        if known is not None:
+            return known.is_group
+        channel = self.cache.channels.get(channel_id)
+        if channel is not None and channel.guild_id is not None:
+            return True  # an encrypted community channel
+        return await self._need_groups().uses_megolm(channel_id)
+
+    async def send_dm(self, channel_id: int, text: str, reply_to: int | None = None) -> int:
+        """Encrypt ``text`` to everyone in a DM, a group DM or an encrypted channel (and
+        to this user's other devices): pairwise sessions in a one-to-one DM, Megolm in a
+        group. ``reply_to``: the message this one answers (``reply_to`` for the readers;
+        the relay never sees it). Returns the message id."""
+        if await self._uses_megolm(channel_id):
+            return await self._need_groups().send_text(channel_id, text, reply_to)
+        return await self._need_dms().send_text(channel_id, text, reply_to)
 
     async def edit_dm(self, channel_id: int, message_id: int, text: str) -> int:
-        """An edit travels as an encrypted message like any other."""
-        payload = {"kind": "edit", "target": str(message_id), "text": text}
-        return await self._need_dms().send(channel_id, payload)
+        """Edit one of your messages (any encrypted channel, like ``send_dm``). The edit
+        is an encrypted message of its own (``kind`` "edit"), so the relay cannot tell it
+        from any other; readers apply it only if its sender wrote the message. Raises
+        ``E2EEError`` unless ``message_id`` is yours, in that channel, and known to this
+        device; ``ValueError`` for an empty text. Returns the edit's message id."""
+        if await self._uses_megolm(channel_id):
+            return await self._need_groups().edit(channel_id, message_id, text)
+        return await self._need_dms().edit(channel_id, message_id, text)
+
+    async def delete_dm(self, channel_id: int, message_id: int) -> int:
+        """Delete one of your messages for everyone in the conversation: an encrypted
+        ``{"kind": "delete", "target"}`` that readers honour only from the author (the
+        relay keeps both ciphertexts and cannot tell which was deleted). Refused as
+        ``edit_dm`` is. Returns the deletion's message id."""
+        if await self._uses_megolm(channel_id):
+            return await self._need_groups().delete(channel_id, message_id)
+        return await self._need_dms().delete(channel_id, message_id)
+
+    async def react_dm(self, channel_id: int, message_id: int, emoji: str, add: bool = True) -> int:
+        """Add your ``emoji`` reaction to a message (``add=False`` takes it back): an
+        encrypted ``{"kind": "reaction", "target", "emoji", "add"}``. Each person counts
+        once per emoji (``reactions`` of the message: emoji → user ids). Raises
+        ``ValueError`` naming ``emoji`` or ``add``, ``E2EEError`` if the message is not
+        known here. Returns the reaction's message id."""
+        if await self._uses_megolm(channel_id):
+            return await self._need_groups().react(channel_id, message_id, emoji, add)
+        return await self._need_dms().react(channel_id, message_id, emoji, add)
 
     def safety_number(self, user_id: int) -> str:
         """60 digits over both users' identity keys; equal on both sides."""
@@ -365,10 +418,20 @@ class Client:
         device. Returns the edit's message id."""
         return await self._need_groups().edit(channel_id, message_id, text)
 
+    async def delete_group(self, channel_id: int, message_id: int) -> int:
+        """``delete_dm`` in a group DM or an encrypted channel."""
+        return await self._need_groups().delete(channel_id, message_id)
+
+    async def react_group(
+        self, channel_id: int, message_id: int, emoji: str, add: bool = True
+    ) -> int:
+        """``react_dm`` in a group DM or an encrypted channel."""
+        return await self._need_groups().react(channel_id, message_id, emoji, add)
+
     def decrypted_message(self, message_id: int) -> DecryptedMessage | None:
         """What an end-to-end encrypted message says as this device read or sent it (a
-        group message with its latest edit applied), from the store; None if this
-        device has no outcome for it. No network."""
+        text with its latest edit, deletion and reactions applied), from the store; None
+        if this device has no outcome for it. No network."""
         return self._need_groups().decrypted(message_id)
 
     async def enable_e2ee(self, channel_id: int) -> None:
@@ -421,19 +484,30 @@ class Client:
     async def post_message(
         self,
         channel_id: int,
-        content: str,
+        content: str = "",
         *,
-        nonce: str | None = None,
+        files: list[File] | None = None,
         reply_to: int | None = None,
+        nonce: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Message:
-        """Send now over HTTP (what bots use). A nonce makes retries safe."""
+        """Send now over HTTP (what bots use). A nonce makes retries safe.
+
+        ``files`` (at most 10) are uploaded with the message, which may then have no
+        text; ``progress(sent_bytes, total_bytes)`` is called as the upload goes. Needs
+        the Attach Files permission; ``PayloadTooLarge`` or ``InvalidInput`` (naming the
+        file, e.g. ``files[2]``) when the relay refuses a file."""
         body: dict[str, Any] = {"content": content, "nonce": nonce or secrets.token_hex(12)}
         if reply_to is not None:
             body["message_reference"] = {"message_id": str(reply_to)}
+        multipart = None
+        if files:
+            multipart = await self._attachment_form(body, files, progress)
         data = await self.http.request(
             "POST",
             f"/channels/{channel_id}/messages",
-            json=body,
+            json=None if multipart is not None else body,
+            multipart=multipart,
             bucket="/channels/{channel_id}/messages",
         )
         return Message.model_validate(data)
@@ -640,6 +714,98 @@ class Client:
         if store is not None:
             store.images.put(kind, owner_id, image_hash, size or 0, data)
         return data
+
+    # Attachments ----------------------------------------------------------------------------
+
+    @staticmethod
+    async def _attachment_form(
+        body: dict[str, Any], files: list[File], progress: Callable[[int, int], None] | None
+    ) -> MultipartBody:
+        """The body as discord.py sends it: ``payload_json`` plus ``files[i]`` parts."""
+        import json
+
+        contents = await asyncio.to_thread(lambda: [file.read() for file in files])
+        body = body | {
+            "attachments": [
+                {"id": index, "filename": file.filename}
+                | ({"description": file.description} if file.description is not None else {})
+                for index, file in enumerate(files)
+            ]
+        }
+        parts = [FormPart("payload_json", json.dumps(body).encode(), "application/json")]
+        parts += [
+            FormPart(f"files[{index}]", data, "application/octet-stream", file.filename)
+            for index, (file, data) in enumerate(zip(files, contents, strict=True))
+        ]
+        return MultipartBody(parts, progress)
+
+    async def fetch_attachment(self, attachment: Attachment, size: int | None = None) -> bytes:
+        """The bytes of a message's file, as the relay keeps it (images without their
+        metadata). ``size`` (a power of two, 16 to 4096, images only) asks for a preview
+        whose longest side is at most that many pixels.
+
+        With a store, previews are cached there, encrypted, like ``fetch_image``; whole
+        files are not, so a large download never pushes avatars out of the cache.
+        ``Forbidden`` if you can no longer read the channel, ``NotFound`` once the
+        message is deleted."""
+        store = self.store if size is not None else None
+        if store is not None:
+            cached = store.images.get("attachment", attachment.id, _PREVIEW_KEY, size or 0)
+            if cached is not None:
+                return cached
+        data: bytes = await self.http.request(
+            "GET",
+            attachment.url,
+            params={"size": size} if size is not None else None,
+            bucket="/attachments",
+            raw=True,
+        )
+        if store is not None:
+            store.images.put("attachment", attachment.id, _PREVIEW_KEY, size or 0, data)
+        return data
+
+    # Search ---------------------------------------------------------------------------------
+
+    async def search_messages(
+        self,
+        guild_id: int,
+        content: str | None = None,
+        *,
+        author_id: int | None = None,
+        channel_id: int | None = None,
+        mentions: int | None = None,
+        has: str | None = None,
+        limit: int = 25,
+        offset: int = 0,
+        oldest_first: bool = False,
+    ) -> SearchResults:
+        """Messages of a community that match every criterion given, newest first
+        (``oldest_first`` for the other way). ``content`` matches whole words, the last
+        one also as a prefix, ignoring case (and accents, on a SQLite relay); ``has`` is
+        ``"link"``, ``"embed"`` or ``"file"``. At least one criterion is required
+        (``InvalidInput`` naming ``content`` otherwise). ``limit`` is 1 to 25,
+        ``offset`` 0 to 5000.
+
+        Only channels the account may read are searched, and never end-to-end
+        encrypted ones (the relay holds only their ciphertext). ``Forbidden`` if
+        ``channel_id`` names a channel the account cannot read."""
+        params = search_params(
+            content,
+            author_id=author_id,
+            channel_id=channel_id,
+            mentions=mentions,
+            has=has,
+            limit=limit,
+            offset=offset,
+            oldest_first=oldest_first,
+        )
+        data = await self.http.request(
+            "GET",
+            f"/guilds/{guild_id}/messages/search",
+            params=params,
+            bucket="/guilds/{guild_id}/messages/search",
+        )
+        return parse_results(data)
 
     # Voice ----------------------------------------------------------------------------------
 

@@ -6,7 +6,9 @@ discord.py sends every REST call to ``discord.http.Route.BASE``, but a plain (un
 resumes at READY's ``resume_gateway_url``. Both class attributes are set here, and
 ``discord.asset.Asset.BASE`` too, so avatars and icons come from the relay (which serves
 them at Discord's CDN paths) and ``Asset.read()`` sends the bot's token, as the relay
-asks for one::
+asks for one. Attachment URLs are the relay's own (``/attachments/…``), so
+``Attachment.read()`` goes through the same token-sending fetch; ``channel.send(file=…)``
+needs nothing: discord.py's multipart upload is what the relay takes::
 
     NEXUS_RELAY=http://127.0.0.1:8470 python -m nexus_client.discord_compat bot.py [args]
 
@@ -58,8 +60,9 @@ def install(relay: str | None = None) -> str:
 
 
 def _send_token_for_images(http_client: Any) -> None:
-    """discord.py fetches assets without a token (Discord's CDN is public); a relay's
-    images are for its members, so fetches from the relay carry the bot's token."""
+    """discord.py fetches assets and attachments without a token (Discord's CDN is
+    public); a relay's images and files are for its members, so fetches from the relay
+    carry the bot's token."""
     import discord.asset
     import discord.errors
 

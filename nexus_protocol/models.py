@@ -190,6 +190,25 @@ class MessageReference(Model):
     fail_if_not_exists: bool = True
 
 
+class Attachment(Model):
+    """A file carried by a message; `url` and `proxy_url` are absolute relay URLs.
+
+    Discord marks a spoiler by the `SPOILER_` filename prefix; `spoiler` states it
+    outright so readers need not parse names.
+    """
+
+    id: Snowflake
+    filename: str
+    size: int
+    url: str
+    proxy_url: str
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    description: str | None = None
+    spoiler: bool = False
+
+
 class Message(Model):
     id: Snowflake
     channel_id: Snowflake
@@ -203,7 +222,7 @@ class Message(Model):
     mention_everyone: bool = False
     mentions: list[User] = []
     mention_roles: list[Snowflake] = []
-    attachments: list[dict[str, Any]] = []
+    attachments: list[Attachment] = []
     embeds: list[dict[str, Any]] = []
     reactions: list[Reaction] = []
     nonce: str | None = None

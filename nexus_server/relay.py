@@ -16,6 +16,7 @@ from .events import Event
 from .gateway.hub import GatewayHub, SessionEntry
 from .services.accounts import AccountService, Principal
 from .services.applications import ApplicationService
+from .services.attachments import AttachmentService
 from .services.channel_admin import ChannelAdminService
 from .services.channels import ChannelService
 from .services.context import Context
@@ -69,7 +70,10 @@ class Relay:
         self.channels = ChannelService(self.ctx)
         self.channel_admin = ChannelAdminService(self.ctx, self.channels)
         self.roles = RoleService(self.ctx)
-        self.messages = MessageService(self.ctx, self.channels)
+        self.attachments = AttachmentService(self.ctx, self.channels, settings)
+        self.messages = MessageService(
+            self.ctx, self.channels, self.attachments, base_url=settings.base_url
+        )
         self.search = SearchService(self.ctx, self.messages)
         self.devices = DeviceService(self.ctx)
         self.dms = DMService(self.ctx, self.devices, self.messages)

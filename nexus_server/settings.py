@@ -27,6 +27,8 @@ class Settings:
     max_image_bytes: int = 8 * 1024 * 1024
     max_image_pixels: int = 50_000_000
     image_cache_bytes: int = 64 * 1024 * 1024
+    # Files on messages: the largest one (up to 10 per message).
+    max_attachment_bytes: int = 25 * 1024 * 1024
     heartbeat_interval_ms: int = 41_250
     replay_limit: int = 4096
     gateway_queue_limit: int = 2048

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -15,9 +16,11 @@ from nexus_protocol.errors import ErrorCode
 
 from ..errors import ApiError, PayloadTooLarge
 from ..relay import Relay
+from ..services.attachments import MAX_FILES
 from . import (
     accounts,
     applications,
+    attachments,
     channel_admin,
     devices,
     dms,
@@ -59,6 +62,17 @@ IMAGE_ROUTES = (
 )
 
 
+# The request that may carry files: a new message, as multipart/form-data.
+ATTACHMENT_ROUTE = ("POST", re.compile(f"{API_PREFIX}/channels/[^/]+/messages"))
+# Per file: its part's headers and boundary, a few hundred bytes at most.
+_FORM_PART_OVERHEAD = 4096
+
+
+def attachment_body_bytes(max_body_bytes: int, max_attachment_bytes: int) -> int:
+    """Room for a message with as many files as it may carry, each at the limit."""
+    return max_body_bytes + MAX_FILES * (max_attachment_bytes + _FORM_PART_OVERHEAD)
+
+
 def image_body_bytes(max_body_bytes: int, max_image_bytes: int) -> int:
     """Room for two images (an icon and a banner in one PATCH), base64-encoded."""
     return max_body_bytes + 2 * 4 * -(-max_image_bytes // 3)
@@ -66,22 +80,29 @@ def image_body_bytes(max_body_bytes: int, max_image_bytes: int) -> int:
 
 class BodyLimit:
     """413 for bodies over the limit, whether announced by Content-Length or streamed.
-    ``larger`` lifts the limit for some (method, path) pairs."""
+    ``larger`` lifts the limit for some (method, path) pairs; ``forms`` for some pairs
+    only when the body is ``multipart/form-data`` (a JSON body stays small)."""
 
     def __init__(
         self,
         app: ASGIApp,
         max_bytes: int,
         larger: Sequence[tuple[str, re.Pattern[str], int]] = (),
+        forms: Sequence[tuple[str, re.Pattern[str], int]] = (),
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.larger = tuple(larger)
+        self.forms = tuple(forms)
 
     def limit_for(self, scope: Scope) -> int:
         for method, path, limit in self.larger:
             if scope.get("method") == method and path.fullmatch(scope.get("path", "")):
                 return limit
+        if self.forms and _is_form(scope):
+            for method, path, limit in self.forms:
+                if scope.get("method") == method and path.fullmatch(scope.get("path", "")):
+                    return limit
         return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -121,6 +142,13 @@ class BodyLimit:
             if not too_large or started:
                 raise
             await _send_error(send, PayloadTooLarge())
+
+
+def _is_form(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return bool(value.lower().startswith(b"multipart/form-data"))
+    return False
 
 
 class _TooLarge(Exception):
@@ -172,8 +200,19 @@ def build_app(relay: Relay, *, on_ready: Callable[[], Awaitable[None]] | None = 
         redoc_url=None,
     )
     app.state.relay = relay
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, body in messages.request_body_schemas().items():
+                components.setdefault(name, body)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(invites.landing_router)
     app.include_router(media.router)  # at Discord's CDN paths, outside the API prefix
+    app.include_router(attachments.router)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     app.add_exception_handler(ApiError, api_error_handler)
@@ -187,5 +226,11 @@ def build_app(relay: Relay, *, on_ready: Callable[[], Awaitable[None]] | None = 
         BodyLimit,
         max_bytes=settings.max_body_bytes,
         larger=[(method, path, image_limit) for method, path in IMAGE_ROUTES],
+        forms=[
+            (
+                *ATTACHMENT_ROUTE,
+                attachment_body_bytes(settings.max_body_bytes, settings.max_attachment_bytes),
+            )
+        ],
     )
     return app

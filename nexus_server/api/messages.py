@@ -2,15 +2,52 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from pydantic.json_schema import models_json_schema
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
+from nexus_protocol.errors import ErrorCode
 from nexus_protocol.requests import CreateMessageBody
 
-from ..errors import InvalidForm, NotFound
+from ..errors import BadRequest, InvalidForm, NotFound
+from ..services.attachments import MAX_FILES, Upload
 from .deps import Caller, RelayDep, snowflake_param
-from .strict import StrictRoute
+from .strict import BodyError, StrictRoute, parse_json
+
+_FILE_FIELD = re.compile(r"files\[(\d{1,2})\]")
+# Generous: a form part carries its name, a file name and a type.
+_FORM_FIELDS = 2 * MAX_FILES + 4
+
+CREATE_MESSAGE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/CreateMessageBody"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "payload_json": {
+                            "type": "string",
+                            "description": "The JSON body, optionally with ``attachments``:"
+                            " [{id, filename, description}], id being N of files[N].",
+                        },
+                        **{
+                            f"files[{n}]": {"type": "string", "format": "binary"}
+                            for n in range(MAX_FILES)
+                        },
+                    },
+                }
+            },
+        },
+    }
+}
 
 router = APIRouter(route_class=StrictRoute, tags=["messages"])
 
@@ -78,24 +115,138 @@ async def get_message(
     )
 
 
-@router.post("/channels/{channel_id}/messages")
+@router.post("/channels/{channel_id}/messages", openapi_extra=CREATE_MESSAGE_BODY)
 async def create_message(
-    channel_id: str, body: CreateMessageBody, caller: Caller, relay: RelayDep, response: Response
+    channel_id: str, request: Request, caller: Caller, relay: RelayDep, response: Response
 ) -> dict[str, Any]:
     """Send a message. A retry with the same ``nonce`` returns the first message instead
-    of sending twice. In a DM (Nexus): ``envelopes`` (one ciphertext per device of each
-    recipient and of the sender's other devices) and no ``content``. In a group DM or an
-    encrypted channel (Nexus): ``megolm`` (one ciphertext for all) and, when a session
-    key is being shared, ``envelopes``."""
+    of sending twice. With files: ``multipart/form-data`` as Discord takes it, the body
+    in ``payload_json`` and the files in ``files[0]`` … ``files[9]`` (Attach Files
+    needed; the text may then be empty). In a DM (Nexus): ``envelopes`` (one ciphertext
+    per device of each recipient and of the sender's other devices) and no ``content``.
+    In a group DM or an encrypted channel (Nexus): ``megolm`` (one ciphertext for all)
+    and, when a session key is being shared, ``envelopes``."""
     cid = snowflake_param(channel_id, "channel_id")
+    uploads: list[Upload] = []
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        payload, uploads = await _read_form(request)
+    else:
+        payload = await request.json() if await request.body() else None
+    body = _create_body(payload, with_files=bool(uploads))
+    if uploads and (body.megolm is not None or body.envelopes is not None):
+        raise InvalidForm.field(
+            "files", "E2EE_UNSUPPORTED", "Files cannot be sent in an encrypted channel yet"
+        )
     if body.megolm is not None:
         return await relay.groups.do_send(caller, cid, body)
     if body.envelopes is not None:
         return await relay.dms.do_send(caller, cid, body)
     try:
-        message, _created = await relay.messages.do_send_message(caller, cid, body)
+        message, _created = await relay.messages.do_send_message(caller, cid, body, uploads)
     except NotFound:
         if await relay.dms.recipients(cid) is None:
             raise
+        if uploads:
+            raise InvalidForm.field(
+                "files", "E2EE_UNSUPPORTED", "Files cannot be sent in a DM yet"
+            ) from None
         return await relay.dms.do_send(caller, cid, body)
     return message
+
+
+def request_body_schemas() -> dict[str, Any]:
+    """Component schemas for the models this router parses by hand (its endpoint takes
+    JSON or a form, so FastAPI does not see the model to list it)."""
+    _, definitions = models_json_schema(
+        [(CreateMessageBody, "validation")], ref_template="#/components/schemas/{model}"
+    )
+    schemas: dict[str, Any] = definitions.get("$defs", {})
+    return schemas
+
+
+def _create_body(payload: Any, *, with_files: bool) -> CreateMessageBody:
+    if not isinstance(payload, dict):
+        raise InvalidForm.field("_body", "DICT_TYPE", "The body must be a JSON object")
+    # File metadata is read with the files; the message model knows nothing of it.
+    payload = {key: value for key, value in payload.items() if key != "attachments"}
+    if with_files and payload.get("content", "") is None:
+        del payload["content"]  # discord.py sends null beside files when there is no text
+    try:
+        return CreateMessageBody.model_validate(payload)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+async def _read_form(request: Request) -> tuple[Any, list[Upload]]:
+    """``payload_json`` and the ``files[N]`` parts, with each file's metadata from
+    ``payload_json.attachments`` (matched by ``id`` = N)."""
+    try:
+        form = await request.form(max_files=MAX_FILES + 1, max_fields=_FORM_FIELDS)
+    except HTTPException as exc:
+        if "files" in str(exc.detail).lower():
+            raise InvalidForm.field(
+                "files", "BASE_TYPE_MAX_LENGTH", f"Too many files (at most {MAX_FILES})"
+            ) from None
+        raise BadRequest(ErrorCode.GENERAL, f"Malformed form body: {exc.detail}") from None
+    try:
+        payload: Any = {}
+        raw_payload = form.get("payload_json")
+        if isinstance(raw_payload, UploadFile):
+            raw_payload = (await raw_payload.read()).decode("utf-8", errors="strict")
+        if raw_payload is not None:
+            try:
+                payload = parse_json(raw_payload.encode())
+            except (BodyError, UnicodeError):
+                raise InvalidForm.field(
+                    "payload_json", "JSON_INVALID", "payload_json is not valid JSON"
+                ) from None
+        parts: dict[int, UploadFile] = {}
+        for name, value in form.multi_items():
+            if name == "payload_json":
+                continue
+            named = _FILE_FIELD.fullmatch(name)
+            if named is None or not isinstance(value, UploadFile):
+                raise InvalidForm.field(
+                    name[:40] or "files", "UNKNOWN_FIELD", "Expected files[0] to files[9]"
+                )
+            index = int(named.group(1))
+            if index >= MAX_FILES or index in parts:
+                raise InvalidForm.field(
+                    "files", "BASE_TYPE_MAX_LENGTH", f"Too many files (at most {MAX_FILES})"
+                )
+            parts[index] = value
+        metadata = _attachment_metadata(payload)
+        uploads: list[Upload] = []
+        for index, part in sorted(parts.items()):
+            known = metadata.get(index, {})
+            filename = known.get("filename") or part.filename or ""
+            description = known.get("description")
+            uploads.append(Upload(index, str(filename), await part.read(), description))
+        return payload, uploads
+    finally:
+        await form.close()
+
+
+def _attachment_metadata(payload: Any) -> dict[int, dict[str, Any]]:
+    if not isinstance(payload, dict) or payload.get("attachments") is None:
+        return {}
+    listed = payload["attachments"]
+    if not isinstance(listed, list):
+        raise InvalidForm.field("attachments", "LIST_TYPE", "Must be a list")
+    found: dict[int, dict[str, Any]] = {}
+    for position, item in enumerate(listed[:MAX_FILES]):
+        if not isinstance(item, dict):
+            raise InvalidForm.field(("attachments", position), "DICT_TYPE", "Must be an object")
+        try:
+            index = int(item.get("id", position))
+        except (TypeError, ValueError):
+            raise InvalidForm.field(
+                ("attachments", position, "id"), "NUMBER_TYPE_COERCE", "Must be a number"
+            ) from None
+        for key in ("filename", "description"):
+            if item.get(key) is not None and not isinstance(item[key], str):
+                raise InvalidForm.field(
+                    ("attachments", position, key), "STRING_TYPE_CONVERT", "Must be a string"
+                )
+        found[index] = item
+    return found

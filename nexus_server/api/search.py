@@ -47,8 +47,8 @@ async def search_guild_messages(
     """Messages of the community matching every criterion given (at least one):
     ``content`` words (whole words, the last also as a prefix, ignoring case, and
     accents on SQLite); any of the ``author_id``, ``channel_id`` and ``mentions`` values
-    (each repeatable); each ``has`` value (``link``, ``embed``, ``file``); ids between
-    ``min_id`` and ``max_id`` (exclusive); ``pinned``. Newest first unless
+    (each repeatable); each ``has`` value (``link``, ``embed``, ``file``, ``image``);
+    ids between ``min_id`` and ``max_id`` (exclusive); ``pinned``. Newest first unless
     ``sort_order=asc``. Answers ``{"total_results", "messages": [[message], …]}``.
 
     Only channels the caller may read are searched, and never end-to-end encrypted

@@ -64,7 +64,9 @@ class StrictRoute(APIRoute):
 
         async def strict_handler(request: Request) -> Response:
             strict = StrictRequest(request.scope, request.receive)
-            if request.method in {"POST", "PUT", "PATCH", "DELETE"}:
+            # A form with files is parsed by its endpoint, streamed, never read whole here.
+            is_form = request.headers.get("content-type", "").startswith("multipart/form-data")
+            if request.method in {"POST", "PUT", "PATCH", "DELETE"} and not is_form:
                 raw = await strict.body()
                 if raw:
                     try:

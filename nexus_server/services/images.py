@@ -21,7 +21,7 @@ import io
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, ImageSequence
 
 STORED_CONTENT_TYPE: Final = "image/webp"
 DECODERS: Final = ("PNG", "JPEG", "GIF", "WEBP")
@@ -176,3 +176,109 @@ def _flatten(image: Image.Image) -> Image.Image:
     background = Image.new("RGB", image.size, (255, 255, 255))
     background.paste(image, mask=image.getchannel("A"))
     return background
+
+
+# Attachments ----------------------------------------------------------------------------
+#
+# A file attached to a message is an image only if its first bytes say so (whatever the
+# uploader's Content-Type claims) and Pillow decodes it. Images are re-encoded from their
+# pixels in their own format, so nothing but pixels survives: no EXIF (camera, GPS
+# position, time), XMP or comments. Photos (JPEG) are turned upright and re-encoded at
+# quality 95; PNG stays lossless; animated GIFs and WebPs keep every frame and their
+# timing (only a file whose frames together pass ``max_pixels`` is cut to its first
+# frame). They are not resized: an attachment is the picture as sent.
+
+ATTACHMENT_IMAGE_TYPES: Final = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+}
+_PHOTO_QUALITY: Final = 95
+
+
+def sniff_image(raw: bytes) -> str | None:
+    """The Pillow format name of an image upload, from its magic bytes alone."""
+    if raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if raw.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if raw.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def clean_attachment_image(raw: bytes, max_pixels: int) -> ProcessedImage | None:
+    """The image without its metadata, or None when ``raw`` is not an image this relay
+    can decode (it is then kept as an ordinary file)."""
+    kind = sniff_image(raw)
+    if kind is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(raw), formats=(kind,)) as image:
+            width, height = image.size
+            if width < 1 or height < 1 or width * height > max_pixels:
+                return None
+            frames = getattr(image, "n_frames", 1)
+            if kind in ("GIF", "WEBP") and frames > 1 and width * height * frames <= max_pixels:
+                return _reencode_animation(image, kind)
+            image.load()
+            pixels = _rgb_or_rgba(_upright(image) if kind == "JPEG" else image)
+            return _reencode_still(pixels, kind)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return None
+    except Exception:
+        # Malformed files raise many kinds of error; such a file is simply not an image.
+        return None
+
+
+def _reencode_still(pixels: Image.Image, kind: str) -> ProcessedImage:
+    pixels.info = {}  # nothing from the upload rides along into the encoder
+    out = io.BytesIO()
+    if kind == "JPEG":
+        _flatten(pixels).save(out, "JPEG", quality=_PHOTO_QUALITY, subsampling=0)
+    elif kind == "PNG":
+        pixels.save(out, "PNG", compress_level=6)
+    elif kind == "GIF":
+        pixels.save(out, "GIF")
+    else:
+        pixels.save(out, "WEBP", quality=_PHOTO_QUALITY, method=4)
+    return ProcessedImage(out.getvalue(), ATTACHMENT_IMAGE_TYPES[kind], *pixels.size)
+
+
+def _reencode_animation(image: Image.Image, kind: str) -> ProcessedImage:
+    frames: list[Image.Image] = []
+    durations: list[int] = []
+    for frame in ImageSequence.Iterator(image):
+        durations.append(int(frame.info.get("duration", 100)))
+        copy = frame.convert("RGBA")
+        copy.info = {}
+        frames.append(copy)
+    loop = int(image.info.get("loop", 0))
+    out = io.BytesIO()
+    options: dict[str, object] = {"save_all": True, "append_images": frames[1:]}
+    options |= {"duration": durations, "loop": loop}
+    if kind == "GIF":
+        frames[0].save(out, "GIF", disposal=2, **options)
+    else:
+        frames[0].save(out, "WEBP", quality=_PHOTO_QUALITY, method=4, **options)
+    return ProcessedImage(out.getvalue(), ATTACHMENT_IMAGE_TYPES[kind], *frames[0].size)
+
+
+def render_preview(stored: bytes, size: int) -> tuple[bytes, str]:
+    """A still preview of a stored attachment image, its longest side at most ``size``:
+    PNG for lossless sources (PNG, GIF), WebP for photos. Returns (bytes, type)."""
+    kind = sniff_image(stored) or "PNG"
+    with Image.open(io.BytesIO(stored), formats=tuple(ATTACHMENT_IMAGE_TYPES)) as image:
+        image.load()
+        pixels = _rgb_or_rgba(image)
+        if max(pixels.size) > size:
+            pixels.thumbnail((size, size), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        if kind in ("PNG", "GIF"):
+            pixels.save(out, "PNG", compress_level=6)
+            return out.getvalue(), "image/png"
+        pixels.save(out, "WEBP", quality=_QUALITY, method=4)
+        return out.getvalue(), "image/webp"

@@ -18,7 +18,7 @@ from nexus_protocol.models import MessageType
 from nexus_protocol.permissions import Permissions
 from nexus_protocol.requests import AllowedMentionsBody, CreateMessageBody
 
-from ..errors import BadRequest, InvalidForm, RateLimited, unknown
+from ..errors import BadRequest, InvalidForm, MissingPermissions, RateLimited, unknown
 from ..events import Event
 from ..store import channels as channel_store
 from ..store import guilds as guild_store
@@ -27,15 +27,26 @@ from ..store import reactions as reaction_store
 from ..store import users as user_store
 from ..store.records import GuildSnapshot, MessageRecord
 from .accounts import Principal
+from .attachments import AttachmentService, Upload
 from .channels import ChannelService
 from .context import Context
 from .render import member_json, message_json, reactions_json
 
 
 class MessageService:
-    def __init__(self, ctx: Context, channels: ChannelService) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        channels: ChannelService,
+        attachments: AttachmentService,
+        *,
+        base_url: str,
+    ) -> None:
         self._ctx = ctx
         self._channels = channels
+        self._attachments = attachments
+        # Attachment URLs are absolute, as Discord's are: bots download them as given.
+        self._base_url = base_url
         # Slow mode: when each (channel, user) last sent. One node's view, kept small.
         self._last_sent: dict[tuple[int, int], float] = {}
 
@@ -75,7 +86,12 @@ class MessageService:
                     record,
                     users=users,
                     reactions=reactions_json(reactions.get(record.id, [])),
-                    referenced=message_json(replied_to, users=users) if replied_to else None,
+                    referenced=(
+                        message_json(replied_to, users=users, base_url=self._base_url)
+                        if replied_to
+                        else None
+                    ),
+                    base_url=self._base_url,
                 )
             )
         return out
@@ -185,10 +201,15 @@ class MessageService:
         return tuple(users[:100]), tuple(roles[:100]), everyone
 
     async def do_send_message(
-        self, principal: Principal, channel_id: int, body: CreateMessageBody
+        self,
+        principal: Principal,
+        channel_id: int,
+        body: CreateMessageBody,
+        uploads: list[Upload] | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Send, or find the message this (author, nonce) already sent. Returns the
-        message and whether it was created now."""
+        message and whether it was created now. ``uploads`` need Attach Files; with
+        them the message may have no text."""
         ctx = self._ctx
         channel, snapshot, granted = await self._channels.check_channel(
             principal, channel_id, Permissions.VIEW_CHANNEL | Permissions.SEND_MESSAGES
@@ -199,8 +220,12 @@ class MessageService:
                 "This channel is end-to-end encrypted: send Megolm ciphertext (megolm), not"
                 " content",
             )
+        if uploads:
+            if not granted & Permissions.ATTACH_FILES:
+                raise MissingPermissions()
+            self._attachments.check_upload_sizes(uploads)
         content = body.content
-        if not content.strip():
+        if not content.strip() and not uploads:
             raise BadRequest(ErrorCode.EMPTY_MESSAGE, "Cannot send an empty message")
         nonce = str(body.nonce) if body.nonce is not None else None
         # A retry of a message already sent is found by the (author, nonce) unique
@@ -246,7 +271,12 @@ class MessageService:
             body.allowed_mentions,
             replied.author_id if replied else None,
         )
+        files = await self._attachments.prepare(uploads) if uploads else []
         message_id = ctx.ids.next_id()
+        stored_files = [
+            (file.record(ctx.ids.next_id(), message_id, channel.id, position), file.data)
+            for position, file in enumerate(files)
+        ]
         try:
             async with ctx.db.write("send_message") as tx:
                 record = await message_store.insert_message(
@@ -264,6 +294,7 @@ class MessageService:
                     mention_role_ids=role_ids,
                     reference_message_id=replied.id if replied else None,
                     reference_channel_id=channel.id if replied else None,
+                    files=stored_files,
                 )
                 await channel_store.set_last_message(tx, channel.id, message_id)
                 rendered = (await self.render(tx, [record], principal.user_id, fresh=True))[0]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from nexus_protocol.snowflake import snowflake_time
 
 from ..store.records import (
     ApplicationRecord,
+    AttachmentRecord,
     ChannelRecord,
     GuildRecord,
     MemberRecord,
@@ -185,6 +187,33 @@ def emoji_json(emoji: str) -> Json:
     return {"id": None, "name": emoji}
 
 
+SPOILER_PREFIX = "SPOILER_"
+
+
+def attachment_json(attachment: AttachmentRecord, base_url: str) -> Json:
+    """Discord's attachment object; ``url`` and ``proxy_url`` both lead to the relay
+    (it is its own CDN), with the name percent-encoded for the path."""
+    url = (
+        f"{base_url}/attachments/{attachment.channel_id}/{attachment.id}/"
+        f"{quote(attachment.filename, safe='')}"
+    )
+    body: Json = {
+        "id": str(attachment.id),
+        "filename": attachment.filename,
+        "size": attachment.size,
+        "url": url,
+        "proxy_url": url,
+        "content_type": attachment.content_type,
+        "spoiler": attachment.filename.startswith(SPOILER_PREFIX),
+    }
+    if attachment.width is not None:
+        body["width"] = attachment.width
+        body["height"] = attachment.height
+    if attachment.description is not None:
+        body["description"] = attachment.description
+    return body
+
+
 def message_json(
     message: MessageRecord,
     *,
@@ -192,6 +221,7 @@ def message_json(
     reactions: list[Json] | None = None,
     referenced: Json | None = None,
     member: Json | None = None,
+    base_url: str = "",
 ) -> Json:
     author = users.get(message.author_id)
     body: Json = {
@@ -205,7 +235,7 @@ def message_json(
         "mention_everyone": message.mention_everyone,
         "mentions": [user_json(users[u]) for u in message.mention_ids if u in users],
         "mention_roles": [str(r) for r in message.mention_role_ids],
-        "attachments": [],
+        "attachments": [attachment_json(a, base_url) for a in message.attachments],
         "embeds": [],
         "reactions": reactions or [],
         "nonce": message.nonce,

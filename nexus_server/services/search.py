@@ -22,7 +22,7 @@ from .context import Context
 from .messages import MessageService
 
 # Discord's ``has`` values this relay can answer; the others need attachment types.
-HAS_VALUES = frozenset({"link", "embed", "file"})
+HAS_VALUES = frozenset({"link", "embed", "file", "image"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +91,7 @@ class SearchService:
             has_link="link" in criteria.has,
             has_embed="embed" in criteria.has,
             has_file="file" in criteria.has,
+            has_image="image" in criteria.has,
             min_id=criteria.min_id,
             max_id=criteria.max_id,
             pinned=criteria.pinned,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .records import MessageRecord
+from .attachments import attachments_of, insert_attachments
+from .records import AttachmentRecord, MessageRecord
 from .schema import message_mentions, message_role_mentions, messages
 
 MESSAGE_COLUMNS = (
@@ -48,11 +50,13 @@ async def _records(tx: AsyncConnection, rows: list[Any]) -> list[MessageRecord]:
         )
     ):
         role_ids[message_id].append(role_id)
+    files = await attachments_of(tx, ids)
     return [
         MessageRecord(
             **row._mapping,
             mention_ids=tuple(users.get(row.id, ())),
             mention_role_ids=tuple(role_ids.get(row.id, ())),
+            attachments=files.get(row.id, ()),
         )
         for row in rows
     ]
@@ -86,6 +90,7 @@ async def insert_message(
     mention_role_ids: tuple[int, ...],
     reference_message_id: int | None,
     reference_channel_id: int | None,
+    files: Sequence[tuple[AttachmentRecord, bytes]] = (),
 ) -> MessageRecord:
     await tx.execute(
         insert(messages).values(
@@ -103,6 +108,7 @@ async def insert_message(
         )
     )
     await _insert_mentions(tx, message_id, channel_id, mention_ids, mention_role_ids)
+    await insert_attachments(tx, files)
     return MessageRecord(
         id=message_id,
         channel_id=channel_id,
@@ -120,6 +126,7 @@ async def insert_message(
         reference_channel_id=reference_channel_id,
         mention_ids=mention_ids,
         mention_role_ids=mention_role_ids,
+        attachments=tuple(record for record, _data in files),
     )
 
 

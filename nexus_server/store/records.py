@@ -100,6 +100,27 @@ class GuildSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachmentRecord:
+    """A message's file without its bytes (those are read only to serve it)."""
+
+    id: int
+    message_id: int
+    channel_id: int
+    position: int
+    filename: str
+    description: str | None
+    content_type: str
+    size: int
+    width: int | None
+    height: int | None
+    sha256: str
+
+    @property
+    def is_image(self) -> bool:
+        return self.width is not None
+
+
+@dataclass(frozen=True, slots=True)
 class MessageRecord:
     id: int
     channel_id: int
@@ -117,6 +138,7 @@ class MessageRecord:
     reference_channel_id: int | None
     mention_ids: tuple[int, ...] = ()
     mention_role_ids: tuple[int, ...] = ()
+    attachments: tuple[AttachmentRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

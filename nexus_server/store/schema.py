@@ -358,6 +358,28 @@ media = Table(
     Index(None, "owner_id", "kind"),
 )
 
+# Files attached to messages (migration 0007), with their bytes, in the message's own
+# transaction: every relay node sees them, and a message never lists a file that was
+# not stored. Deleting the message (or its channel or community) deletes them.
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("message_id", Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", Id, nullable=False),
+    Column("position", SmallInteger, nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("description", String(1024)),
+    Column("content_type", String(127), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("width", Integer),
+    Column("height", Integer),
+    # SHA-256 of the stored bytes: the ETag, never shown in a URL.
+    Column("sha256", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Index(None, "message_id"),
+)
+
 # The full-text index on ``messages.content`` (migration 0006) differs per database and
 # is not declared here: an FTS5 table with its shadow tables on SQLite, a GIN index on
 # ``to_tsvector('simple', content)`` on PostgreSQL. The schema comparison skips them.

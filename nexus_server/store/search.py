@@ -13,13 +13,23 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, and_, column, func, literal_column, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    and_,
+    column,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy import table as sql_table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .messages import MESSAGE_COLUMNS, _records
 from .records import MessageRecord
-from .schema import MESSAGE_SEARCH_TABLE, message_mentions, messages
+from .schema import MESSAGE_SEARCH_TABLE, attachments, message_mentions, messages
 
 # Letters and digits: the characters both FTS5's unicode61 tokenizer and PostgreSQL's
 # parser keep inside a word. Anything else only separates words.
@@ -62,6 +72,7 @@ class MessageQuery:
     has_link: bool = False
     has_embed: bool = False
     has_file: bool = False
+    has_image: bool = False
     min_id: int | None = None
     max_id: int | None = None
     pinned: bool | None = None
@@ -100,7 +111,21 @@ def _conditions(query: MessageQuery, *, sqlite: bool) -> list[ColumnElement[bool
     if query.has_embed:
         found.append(func.json_array_length(messages.c.embeds) > 0)
     if query.has_file:
-        found.append(func.json_array_length(messages.c.attachments) > 0)
+        found.append(
+            exists().where(
+                attachments.c.message_id == messages.c.id,
+                attachments.c.channel_id.in_(query.channel_ids),
+            )
+        )
+    if query.has_image:
+        # Only files the relay decoded as images have dimensions.
+        found.append(
+            exists().where(
+                attachments.c.message_id == messages.c.id,
+                attachments.c.channel_id.in_(query.channel_ids),
+                attachments.c.width.is_not(None),
+            )
+        )
     if query.min_id is not None:
         found.append(messages.c.id > query.min_id)
     if query.max_id is not None:
