@@ -12,6 +12,11 @@ Measures
     (append + events + repaint).
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/desktop_messages.py [--frames 3000]
+        [--pictures 0.1]
+
+``--pictures F`` gives a fraction F of the messages a picture attachment (one of a few
+shared pictures, already in the preview cache, as after scrolling past them once), so
+the rows paint inline previews; without it the run is the text-only one above.
 
 Wall-clock frame times include whatever else the machine runs; each is also given in
 the GUI thread's CPU time (``time.thread_time``), which a loaded machine does not inflate
@@ -62,8 +67,34 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def make_messages(count: int) -> list:  # type: ignore[type-arg]
+PICTURE_SIZES = [(1280, 720), (800, 600), (300, 400), (1920, 1080), (64, 64), (500, 250)]
+
+
+def make_pictures() -> list:  # type: ignore[type-arg]
+    from nexus_protocol.models import Attachment
+
+    return [
+        Attachment.model_construct(
+            id=900 + n,
+            filename=f"screenshot-{n}.png",
+            size=width * height // 3,
+            url=f"http://relay.invalid/attachments/1/{900 + n}/screenshot-{n}.png",
+            proxy_url=f"http://relay.invalid/attachments/1/{900 + n}/screenshot-{n}.png",
+            content_type="image/png",
+            width=width,
+            height=height,
+            description=None,
+            spoiler=False,
+        )
+        for n, (width, height) in enumerate(PICTURE_SIZES)
+    ]
+
+
+def make_messages(count: int, pictures: float = 0.0) -> list:  # type: ignore[type-arg]
     from nexus_protocol.models import Message, User
+
+    shared = make_pictures()
+    every = round(1 / pictures) if pictures > 0 else 0
 
     users = [User(id=i, username=name) for i, name in enumerate(["me", "alice", "bob", "carol"], 1)]
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -82,9 +113,25 @@ def make_messages(count: int) -> list:  # type: ignore[type-arg]
                 message_reference=None,
                 referenced_message=None,
                 member=None,
+                attachments=[shared[n % len(shared)]] if every and n % every == every // 2 else [],
             )
         )
     return messages
+
+
+def prime_pictures(session: object, width: int) -> None:
+    """Put the shared pictures in the preview cache at the size the rows show them."""
+    from nexus_desktop.attachments import attachment_images_for, preview_size
+    from nexus_desktop.qt import QColor, QImage, QSize
+    from nexus_desktop.views.message_delegate import LEFT, RIGHT
+
+    cache = attachment_images_for(session)  # type: ignore[arg-type]
+    room = max(50, width - LEFT - RIGHT)
+    for n, attachment in enumerate(make_pictures()):
+        box = QSize(*preview_size(attachment, room))
+        image = QImage(box, QImage.Format.Format_ARGB32_Premultiplied)
+        image.fill(QColor.fromHsv(n * 50 % 360, 160, 220))
+        cache.prime(attachment, box, 1.0, image, False)
 
 
 class FirstPaint(QObject):
@@ -109,6 +156,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--step", type=int, default=40, help="pixels scrolled per frame")
     parser.add_argument("--appends", type=int, default=50)
+    parser.add_argument(
+        "--pictures", type=float, default=0.0, help="fraction of messages with a picture"
+    )
     args = parser.parse_args()
 
     app = QApplication.instance() or QApplication(["bench"])
@@ -117,7 +167,7 @@ def main() -> None:
 
     rss_start = rss_mb()
     built = time.perf_counter()
-    history = make_messages(args.messages)
+    history = make_messages(args.messages, args.pictures)
     built = time.perf_counter() - built
     rss_history = rss_mb()
 
@@ -125,6 +175,8 @@ def main() -> None:
     started = time.perf_counter()
     view = MessageView(session)
     view.delegate.set_names({1: "me", 2: "alice", 3: "bob", 4: "carol"}, {}, 1)
+    if args.pictures:
+        prime_pictures(session, 900 - view.list.verticalScrollBar().sizeHint().width())
     view.model.load(history)
     view.resize(900, 700)
     probe = FirstPaint()
@@ -173,7 +225,7 @@ def main() -> None:
     app.processEvents()
     stalls: list[float] = []
     stalls_cpu: list[float] = []
-    extra = make_messages(args.messages + args.appends)[args.messages :]
+    extra = make_messages(args.messages + args.appends, args.pictures)[args.messages :]
     for message in extra:
         t = time.perf_counter()
         cpu = time.thread_time()
@@ -187,6 +239,8 @@ def main() -> None:
     rss_end = rss_mb()
 
     ms = 1000.0
+    if args.pictures:
+        print(f"pictures: on {args.pictures:.0%} of the messages, previews cached")
     print(
         f"messages: {args.messages:,} synthetic (built in {built:.2f} s, "
         f"+{rss_history - rss_start:.0f} MB); model window {view.model.rowCount():,} rows"

@@ -17,6 +17,13 @@ Author avatars are painted from pixmaps the session's image cache (``avatars``) 
 ahead of time, one per (picture, size, pixel ratio): a look-up per row, never a decode.
 Until one is ready the row shows the coloured initial, and the rows showing it are
 repainted when it arrives.
+
+Attachments sit below the text: pictures in a box sized from the width and height the
+message records (so the row's height is right before the picture arrives), other files
+as a card with a Download button. Previews come from the session's preview cache
+(``attachments``) the same way as avatars: a look-up while painting, a placeholder
+until ready, and only the rows showing an attachment repainted when it arrives.
+Spoiler pictures are painted blurred, under a label, until clicked.
 """
 
 from __future__ import annotations
@@ -30,8 +37,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from nexus_client.outbox import PendingMessage
-from nexus_protocol.models import Message
+from nexus_protocol.models import Attachment, Message
 
+from ..attachments import (
+    GAP,
+    AttachmentImages,
+    attachment_boxes,
+    attachment_images_for,
+    attachments_height,
+    centred,
+    file_glyph,
+    human_size,
+)
 from ..avatars import ImageCache, ImageKey, avatars_for, paint_avatar
 from ..markdown import (
     COPY_CODE_HREF,
@@ -68,7 +85,7 @@ if TYPE_CHECKING:
     from ..models.messages import MessageListModel
     from ..qt import QListView
 
-__all__ = ["MessageDelegate", "RowLayout"]
+__all__ = ["AttachmentPart", "MessageDelegate", "RowLayout"]
 
 DOC_CACHE = 800
 LAYOUT_CACHE = 1500
@@ -100,6 +117,22 @@ _NOT_PLAIN = re.compile(
 )
 
 Index = QModelIndex | QPersistentModelIndex
+DOWNLOAD_WIDTH = 84
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentPart:
+    """Where one attachment of a row is: a picture's box, or a file card and its
+    Download button."""
+
+    rect: QRect
+    number: int  # its place in the message's attachments
+    image: bool
+    button: QRect | None = None
+
+    def translated(self, dx: int, dy: int) -> AttachmentPart:
+        button = self.button.translated(dx, dy) if self.button is not None else None
+        return AttachmentPart(self.rect.translated(dx, dy), self.number, self.image, button)
 
 
 @dataclass
@@ -114,6 +147,7 @@ class RowLayout:
     body: QRect = field(default_factory=QRect)
     state: QRect | None = None
     pills: list[tuple[QRect, str, bool, int]] = field(default_factory=list)
+    attachments: list[AttachmentPart] = field(default_factory=list)
     retry: QRect | None = None
     discard: QRect | None = None
     height: int = 0  # the whole row's
@@ -131,6 +165,7 @@ class RowLayout:
             body=self.body.translated(dx, dy),
             state=move(self.state),
             pills=[(p.translated(dx, dy), e, m, c) for p, e, m, c in self.pills],
+            attachments=[part.translated(dx, dy) for part in self.attachments],
             retry=move(self.retry),
             discard=move(self.discard),
             height=self.height,
@@ -152,9 +187,15 @@ class _Cached:
 
 
 def _chrome(
-    item: Message | PendingMessage, day: bool, divider: bool, grouped: bool, body: int
+    item: Message | PendingMessage,
+    day: bool,
+    divider: bool,
+    grouped: bool,
+    body: int,
+    room: int,
 ) -> int:
-    """A row's height around a body of ``body`` pixels (what ``layout`` adds up)."""
+    """A row's height around a body of ``body`` pixels, with attachments in ``room``
+    pixels of width (what ``layout`` adds up)."""
     y = PADDING // 2
     if day:
         y += DAY_LINE
@@ -171,8 +212,11 @@ def _chrome(
         y += STATE_LINE
         if item.state == "failed":
             y += BUTTON_LINE
-    elif item.reactions:
-        y += PILL_HEIGHT + 4
+    else:
+        if item.attachments:
+            y += attachments_height(item, room)
+        if item.reactions:
+            y += PILL_HEIGHT + 4
     return max(y, avatar_end) + PADDING // 2
 
 
@@ -181,6 +225,8 @@ class MessageDelegate(QStyledItemDelegate):
     retry_clicked = Signal(object)  # PendingMessage
     discard_clicked = Signal(object)  # PendingMessage
     reply_clicked = Signal(int)  # the replied-to message id
+    attachment_opened = Signal(object, object)  # Message, Attachment (a picture)
+    download_clicked = Signal(object, object)  # Message, Attachment
     link_clicked = Signal(str)
     code_copied = Signal(str)  # the copied code
 
@@ -192,6 +238,8 @@ class MessageDelegate(QStyledItemDelegate):
         self._names_version = 0
         #: Messages whose spoilers the reader revealed (by id; kept while the app runs).
         self.revealed: set[int] = set()
+        #: Spoiler attachments the reader uncovered (by attachment id).
+        self.uncovered: set[int] = set()
         #: The widget rows span (the list's viewport): sizeHint and paint both use its
         #: width, so a height measured while painting is found again by sizeHint (Qt
         #: hands sizeHint a zero-width rect).
@@ -219,6 +267,8 @@ class MessageDelegate(QStyledItemDelegate):
         self._idle.timeout.connect(self._work)
         #: Author pictures, from the session's image cache once a row is painted.
         self._avatars: ImageCache | None = None
+        #: Attachment previews, likewise.
+        self._previews: AttachmentImages | None = None
 
     def attach(self, view: QListView, model: MessageListModel) -> None:
         """Measure ``view``'s rows of ``model`` in idle time (the view calls this)."""
@@ -337,6 +387,19 @@ class MessageDelegate(QStyledItemDelegate):
             y += HEADER
         out.body = QRect(rect.left() + LEFT, y, max(50, width - LEFT - RIGHT), body_height)
         y += body_height
+        if isinstance(item, Message) and item.attachments:
+            left = rect.left() + LEFT
+            boxes = attachment_boxes(item, out.body.width())
+            for number, (box_w, box_h, image) in enumerate(boxes):
+                y += GAP
+                box = QRect(left, y, box_w, box_h)
+                button = None
+                if not image:
+                    button = QRect(
+                        box.right() - DOWNLOAD_WIDTH - 8, y + 14, DOWNLOAD_WIDTH, box_h - 28
+                    )
+                out.attachments.append(AttachmentPart(box, number, image, button))
+                y += box_h
         if isinstance(item, PendingMessage):
             out.state = QRect(rect.left() + LEFT, y, width - LEFT - RIGHT, STATE_LINE)
             y += STATE_LINE
@@ -404,7 +467,9 @@ class MessageDelegate(QStyledItemDelegate):
         if height is None:
             body = self._estimate_body(item, self._body_width(width))
             day, divider, grouped = model.row_flags(row)
-            height = heights[item.id] = _chrome(item, day, divider, grouped, body)
+            height = heights[item.id] = _chrome(
+                item, day, divider, grouped, body, self._body_width(width)
+            )
             self._wake()
         size = self._sizes.get(height)
         if size is None or size.width() != width:
@@ -414,8 +479,9 @@ class MessageDelegate(QStyledItemDelegate):
     def _measure_height(self, row: int, item: Message | PendingMessage, width: int) -> int:
         model = self.model
         flags = model.row_flags(row) if model is not None else (False, False, False)
-        doc = self.document(item, self._body_width(width))
-        return _chrome(item, *flags, int(doc.size().height()) + 1)
+        room = self._body_width(width)
+        doc = self.document(item, room)
+        return _chrome(item, *flags, int(doc.size().height()) + 1, room)
 
     def _measure(self, row: int, item: Message, width: int) -> None:
         """Store ``item``'s exact height; note it for the view if it differs."""
@@ -695,6 +761,8 @@ class MessageDelegate(QStyledItemDelegate):
         doc.drawContents(painter)
         painter.setOpacity(1.0)
         painter.translate(-out.body.topLeft())
+        if out.attachments and isinstance(item, Message):
+            self._paint_attachments(painter, out, item, palette, text, muted)
         if out.state is not None and isinstance(item, PendingMessage):
             failed = item.state == "failed"
             painter.setPen(QColor("#f23f43") if failed else muted)
@@ -749,6 +817,155 @@ class MessageDelegate(QStyledItemDelegate):
         painter.setPen(muted)
         stamp = out.header.adjusted(metrics.horizontalAdvance(shown) + 8, 0, 0, 0)
         painter.drawText(stamp, Qt.AlignmentFlag.AlignVCenter, cached.when)
+
+    def _paint_attachments(
+        self,
+        painter: QPainter,
+        out: RowLayout,
+        item: Message,
+        palette: QPalette,
+        text: QColor,
+        muted: QColor,
+    ) -> None:
+        ratio = painter.device().devicePixelRatioF()
+        previews = self._preview_cache()
+        for part in out.attachments:
+            if part.number >= len(item.attachments):
+                continue
+            attachment = item.attachments[part.number]
+            if part.image:
+                covered = attachment.spoiler and attachment.id not in self.uncovered
+                pixmap = None
+                if previews is not None:
+                    pixmap = previews.pixmap(
+                        item.channel_id, attachment, part.rect.size(), ratio, covered
+                    )
+                self._paint_picture(painter, part.rect, attachment, pixmap, covered, muted)
+            else:
+                self._paint_card(painter, part, attachment, palette, text, muted)
+
+    def _paint_picture(
+        self,
+        painter: QPainter,
+        rect: QRect,
+        attachment: Attachment,
+        pixmap: QPixmap | None,
+        covered: bool,
+        muted: QColor,
+    ) -> None:
+        if pixmap is not None:
+            painter.drawPixmap(centred(rect, pixmap).topLeft(), pixmap)
+        else:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(
+                QColor("#1e1f22")
+                if covered
+                else QColor(muted.red(), muted.green(), muted.blue(), 40)
+            )
+            painter.drawRoundedRect(rect, 6, 6)
+            previews = self._previews
+            if not covered and previews is not None and previews.failed(attachment.id):
+                painter.setPen(muted)
+                label = painter.fontMetrics().elidedText(
+                    f"🖼 {attachment.filename}", Qt.TextElideMode.ElideMiddle, rect.width() - 16
+                )
+                painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, label)
+        if covered:
+            # Blurred is not enough for a picture of one colour: darken it as well.
+            painter.fillRect(rect, QColor(0, 0, 0, 120))
+            font = painter.font()
+            bold = QFont(font)
+            bold.setBold(True)
+            painter.setFont(bold)
+            pill = painter.fontMetrics().boundingRect("SPOILER").adjusted(-10, -5, 10, 5)
+            pill.moveCenter(rect.center())
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(0, 0, 0, 190))
+            painter.drawRoundedRect(pill, pill.height() / 2, pill.height() / 2)
+            painter.setPen(QColor("#ffffff"))
+            painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, "SPOILER")
+            painter.setFont(font)
+
+    def _paint_card(
+        self,
+        painter: QPainter,
+        part: AttachmentPart,
+        attachment: Attachment,
+        palette: QPalette,
+        text: QColor,
+        muted: QColor,
+    ) -> None:
+        rect = part.rect
+        painter.setPen(palette.color(QPalette.ColorRole.Mid))
+        painter.setBrush(palette.color(QPalette.ColorRole.AlternateBase))
+        painter.drawRoundedRect(rect, 6, 6)
+        font = painter.font()
+        big = QFont(font)
+        big.setPointSizeF(max(1.0, font.pointSizeF()) * 1.8)
+        painter.setFont(big)
+        painter.setPen(text)
+        glyph = QRect(rect.left() + 8, rect.top(), 36, rect.height())
+        painter.drawText(
+            glyph,
+            Qt.AlignmentFlag.AlignCenter,
+            file_glyph(attachment.filename, attachment.content_type),
+        )
+        right = part.button.left() - 8 if part.button is not None else rect.right() - 8
+        words = QRect(
+            glyph.right() + 8,
+            rect.top() + 8,
+            max(20, right - glyph.right() - 8),
+            rect.height() - 16,
+        )
+        bold = QFont(font)
+        bold.setBold(True)
+        painter.setFont(bold)
+        name = painter.fontMetrics().elidedText(
+            attachment.filename, Qt.TextElideMode.ElideMiddle, words.width()
+        )
+        painter.drawText(words, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft, name)
+        painter.setFont(font)
+        painter.setPen(muted)
+        painter.drawText(
+            words,
+            Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
+            human_size(attachment.size),
+        )
+        if part.button is not None:
+            painter.setPen(palette.color(QPalette.ColorRole.Mid))
+            painter.setBrush(palette.color(QPalette.ColorRole.Button))
+            painter.drawRoundedRect(part.button, 4, 4)
+            painter.setPen(palette.color(QPalette.ColorRole.ButtonText))
+            painter.drawText(part.button, Qt.AlignmentFlag.AlignCenter, "⤓ Download")
+
+    def _preview_cache(self) -> AttachmentImages | None:
+        if self._previews is None:
+            session = self.model.session if self.model is not None else None
+            if session is None:
+                return None
+            self._previews = attachment_images_for(session)
+            self._previews.image_ready.connect(self._preview_ready)
+        return self._previews
+
+    def _preview_ready(self, attachment_id: object) -> None:
+        """Repaint the visible rows showing ``attachment_id``."""
+        view, model = self.view, self.model
+        if view is None or model is None or not view.isVisible() or not model.rowCount():
+            return
+        first, last = self._visible_rows()
+        viewport = view.viewport()
+        for row in range(first, last + 1):
+            item = model.item(row)
+            if isinstance(item, Message) and any(a.id == attachment_id for a in item.attachments):
+                viewport.update(view.visualRect(model.index(row, 0)))
+
+    def uncover(self, attachment: Attachment) -> None:
+        """Show a spoiler picture (the reader clicked its cover)."""
+        if attachment.id in self.uncovered:
+            return
+        self.uncovered.add(attachment.id)
+        if self.viewport is not None:
+            self.viewport.update()
 
     def _author_picture(self, cached: _Cached, ratio: float) -> QPixmap | None:
         """The author's avatar if it is ready (a cached look-up, never a decode)."""
@@ -836,6 +1053,17 @@ class MessageDelegate(QStyledItemDelegate):
             reference = item.message_reference
             if reference is not None and reference.message_id is not None:
                 return ("reply", reference.message_id)
+        if out.attachments and isinstance(item, Message):
+            for part in out.attachments:
+                if part.number >= len(item.attachments):
+                    continue
+                attachment = item.attachments[part.number]
+                if part.button is not None and part.button.contains(pos):
+                    return ("download", (item, attachment))
+                if part.image and part.rect.contains(pos):
+                    if attachment.spoiler and attachment.id not in self.uncovered:
+                        return ("uncover", attachment)
+                    return ("open_attachment", (item, attachment))
         if out.body.contains(pos):
             doc = self.document(item, out.body.width())
             anchor = doc.documentLayout().anchorAt((pos - out.body.topLeft()).toPointF())
@@ -886,6 +1114,15 @@ class MessageDelegate(QStyledItemDelegate):
         elif action == "spoiler":
             assert isinstance(payload, Message)
             self.reveal_spoilers(payload)
+        elif action == "uncover":
+            assert isinstance(payload, Attachment)
+            self.uncover(payload)
+        elif action == "open_attachment":
+            assert isinstance(payload, tuple)
+            self.attachment_opened.emit(*payload)
+        elif action == "download":
+            assert isinstance(payload, tuple)
+            self.download_clicked.emit(*payload)
         elif action == "copy_code":
             assert isinstance(payload, str)
             self.code_copied.emit(payload)

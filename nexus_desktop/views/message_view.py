@@ -3,6 +3,10 @@ painted by ``MessageDelegate``), a "Jump to present" button and the typing line.
 
 It talks to the relay only through ``AppSession`` operations; what they change comes
 back as session signals, which the model turns into row changes.
+
+Files dropped on the list are offered to the channel's composer (``files_offered``);
+a picture attachment opens in a viewer, and any attachment saves to a file chosen in a
+dialog, written atomically, with progress in the window's status bar.
 """
 
 from __future__ import annotations
@@ -10,23 +14,30 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 from nexus_client.outbox import PendingMessage
-from nexus_protocol.models import Message
+from nexus_protocol.models import Attachment, Message
 from nexus_protocol.permissions import Permissions
 
+from ..attachments import human_size, is_image, safe_filename, save_attachment
 from ..markdown import code_blocks, has_spoilers
 from ..models.messages import MessageListModel, Roles
 from ..qt import (
     QAbstractItemView,
     QAction,
     QDesktopServices,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
     QEvent,
+    QFileDialog,
     QGuiApplication,
     QKeyEvent,
     QKeySequence,
     QLabel,
     QListView,
+    QMainWindow,
     QMenu,
     QMessageBox,
     QModelIndex,
@@ -34,6 +45,7 @@ from ..qt import (
     QPoint,
     QResizeEvent,
     QShowEvent,
+    QStandardPaths,
     QStyleOptionViewItem,
     Qt,
     QTimer,
@@ -44,6 +56,7 @@ from ..qt import (
     Signal,
 )
 from ..session import AppSession
+from .attachment_viewer import AttachmentViewer
 from .message_delegate import MessageDelegate
 
 __all__ = ["QUICK_EMOJI", "TYPING_SECONDS", "MessageView"]
@@ -100,6 +113,10 @@ class MessageView(QWidget):
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._context_menu)
         self.list.installEventFilter(self)
+        # Files dropped on the messages go to the composer, as in Discord.
+        self.list.setAcceptDrops(True)
+        self.list.viewport().setAcceptDrops(True)
+        self.list.viewport().installEventFilter(self)
         self.delegate.attach(self.list, self.model)
         self.delegate.relayout = self._relayout
         self.typing_label = QLabel(self)
@@ -119,6 +136,9 @@ class MessageView(QWidget):
 
         #: Asks before a link opens; tests replace it. Returns True to open.
         self.confirm_link: Callable[[str], bool] = self._ask_before_opening
+        #: Asks where to save an attachment (None: cancelled); tests replace it.
+        self.choose_save_path: Callable[[Attachment], Path | None] = self._ask_where_to_save
+        self.viewer: AttachmentViewer | None = None
         self.opened_links: list[str] = []
         self._typers: dict[int, float] = {}
         self._stick_to_bottom = True
@@ -127,6 +147,8 @@ class MessageView(QWidget):
         self._acked: int | None = None
         self._restyle_pending = False
         self._wanted: int | None = None  # the message show_message is fetching
+        #: The last line shown about a download (also in the window's status bar).
+        self.status_text = ""
         self._loading_newer = False  # reading forward in a stretch of the past
         self._typing_timer = QTimer(self)
         self._typing_timer.setInterval(1000)
@@ -144,6 +166,8 @@ class MessageView(QWidget):
         self.delegate.reply_clicked.connect(self.jump_to_message)
         self.delegate.link_clicked.connect(self.open_link)
         self.delegate.code_copied.connect(self.copy)
+        self.delegate.attachment_opened.connect(self.open_attachment)
+        self.delegate.download_clicked.connect(self.save_attachment)
         session.typing_started.connect(self._someone_typing)
         session.message_created.connect(self._message_arrived)
         session.history_loaded.connect(self._history_loaded)
@@ -443,7 +467,8 @@ class MessageView(QWidget):
 
     def click_part(self, row: int, part: str, detail: str | None = None) -> bool:
         """Do what clicking ``part`` ("reaction" with its emoji, "retry", "discard",
-        "reply") of ``row`` does, through the delegate's own hit-test path."""
+        "reply", "attachment" or its "download" button with the file's name) of
+        ``row`` does, through the delegate's own hit-test path."""
         index = self.model.index(row)
         option = QStyleOptionViewItem()
         option.rect = self.list.visualRect(index)
@@ -458,6 +483,14 @@ class MessageView(QWidget):
             points = [out.discard.center()]
         elif part == "reply" and out.reply is not None:
             points = [out.reply.center()]
+        elif part in ("attachment", "download"):
+            item = index.data(Roles.MESSAGE)
+            names = [a.filename for a in item.attachments] if isinstance(item, Message) else []
+            for box in out.attachments:
+                if box.number < len(names) and detail in (None, names[box.number]):
+                    spot = box.button if part == "download" else box.rect
+                    if spot is not None:
+                        points.append(spot.center())
         for point in points:
             target = self.delegate.hit(option, index, point)
             if target is not None:
@@ -523,10 +556,98 @@ class MessageView(QWidget):
             action.triggered.connect(lambda _=False, e=emoji: self.react(message, e))
             react.addAction(action)
         menu.addAction("Copy text", lambda: self.copy_text(message))
+        self._attachment_actions(menu, message)
         for number, code in enumerate(code_blocks(message.content)):
             label = "Copy code block" if number == 0 else f"Copy code block {number + 1}"
             menu.addAction(label, partial(self.copy, code))
         return menu
+
+    def _attachment_actions(self, menu: QMenu, message: Message) -> None:
+        pictures = [a for a in message.attachments if is_image(a)]
+        covered = [a for a in pictures if a.spoiler and a.id not in self.delegate.uncovered]
+        if covered:
+            menu.addAction("Show spoiler pictures", partial(self._uncover_all, covered))
+        if len(pictures) == 1:
+            menu.addAction("Open attachment", partial(self.open_attachment, message, pictures[0]))
+        elif pictures:
+            opens = menu.addMenu("Open attachment")
+            for attachment in pictures:
+                opens.addAction(
+                    attachment.filename, partial(self.open_attachment, message, attachment)
+                )
+        if len(message.attachments) == 1:
+            menu.addAction(
+                "Save attachment…", partial(self.save_attachment, message, message.attachments[0])
+            )
+        elif message.attachments:
+            saves = menu.addMenu("Save attachment…")
+            for attachment in message.attachments:
+                saves.addAction(
+                    attachment.filename, partial(self.save_attachment, message, attachment)
+                )
+
+    # Attachments -------------------------------------------------------------------------
+
+    def _uncover_all(self, attachments: list[Attachment]) -> None:
+        for attachment in attachments:
+            self.delegate.uncover(attachment)
+
+    def open_attachment(self, message: Message, attachment: Attachment) -> AttachmentViewer:
+        """Show a picture in the viewer (one at a time)."""
+        if self.viewer is not None:
+            self.viewer.close()
+        self.viewer = AttachmentViewer(
+            self.session,
+            message.channel_id,
+            attachment,
+            partial(self.save_attachment, message, attachment),
+            self,
+        )
+        self.viewer.show()
+        return self.viewer
+
+    def save_attachment(
+        self, message: Message, attachment: Attachment, path: Path | None = None
+    ) -> None:
+        """Download ``attachment`` to ``path`` (asked for when not given), atomically:
+        a cancelled or failed download leaves no partial file behind."""
+        target = path if path is not None else self.choose_save_path(attachment)
+        if target is None:
+            return
+        name = safe_filename(attachment.filename)
+        self._status(f"Downloading {name} ({human_size(attachment.size)})…", 0)
+        self.session.run(
+            save_attachment(self.session, message.channel_id, attachment, target),
+            on_done=lambda size: self._status(f"Saved {target.name} ({human_size(size)}).", 8000),
+            on_error=lambda exc: self._status(f"Could not save {name}: {exc}", 15000),
+        )
+
+    def _ask_where_to_save(self, attachment: Attachment) -> Path | None:
+        folder = QStandardPaths.writableLocation(
+            QStandardPaths.StandardLocation.DownloadLocation
+        ) or str(Path.home())
+        default = str(Path(folder) / safe_filename(attachment.filename))
+        chosen, _filter = QFileDialog.getSaveFileName(self, "Save attachment", default)
+        return Path(chosen) if chosen else None
+
+    def _status(self, text: str, timeout: int) -> None:
+        """A line in the window's status bar (and in ``status_text``)."""
+        window = self.window()
+        if isinstance(window, QMainWindow):
+            window.statusBar().showMessage(text, timeout)
+        self.status_text = text
+
+    def _offer_files(self, event: QDropEvent) -> bool:
+        mime = event.mimeData()
+        if mime is None or not mime.hasUrls() or self.channel_id is None:
+            return False
+        paths = [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+        if not paths:
+            return False
+        event.acceptProposedAction()
+        if event.type() == QEvent.Type.Drop:
+            self.session.files_offered.emit(self.channel_id, paths)
+        return True
 
     def copy_text(self, message: Message) -> None:
         QGuiApplication.clipboard().setText(message.content)
@@ -540,6 +661,12 @@ class MessageView(QWidget):
             QGuiApplication.clipboard().setText(blocks[0])
 
     def eventFilter(self, watched: object, event: object) -> bool:
+        if (
+            watched is self.list.viewport()
+            and isinstance(event, QDragEnterEvent | QDragMoveEvent | QDropEvent)
+            and self._offer_files(event)
+        ):
+            return True
         if (
             watched is self.list
             and isinstance(event, QKeyEvent)
