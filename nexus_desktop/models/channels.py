@@ -185,9 +185,21 @@ class ReadStateTracker(QObject):
             channel_id = int(entry["channel_id"])
             if channel_id == self.current_channel:
                 continue
-            # The relay's count already includes anything that arrived meanwhile.
-            self._unread[channel_id] = int(entry.get("unread_count") or 0)
-            self._mentions[channel_id] = int(entry.get("mention_count") or 0)
+            unread = int(entry.get("unread_count") or 0)
+            mentions = int(entry.get("mention_count") or 0)
+            # The relay counted when it answered; messages that arrived here between its
+            # count and this answer may be missing from it. Those since the last read that
+            # this app holds are known, so the larger figure is the better one.
+            last_read = int(entry.get("last_message_id") or 0)
+            me = self._session.me(channel_id)
+            newer = [
+                m
+                for m in self._session.messages(channel_id)
+                if m.id > last_read and (me is None or m.author.id != me.id)
+            ]
+            self._unread[channel_id] = max(unread, len(newer))
+            held_mentions = sum(1 for m in newer if mentions_me(self._session, m))
+            self._mentions[channel_id] = max(mentions, held_mentions)
             self.changed.emit(channel_id)
 
 
