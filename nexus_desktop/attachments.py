@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import tempfile
+import unicodedata
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ __all__ = [
     "preview_size",
     "safe_filename",
     "save_attachment",
+    "shown_filename",
     "write_atomically",
 ]
 
@@ -87,9 +89,16 @@ _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp")
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 _SPOILER = "SPOILER_"
-_RESERVED_ON_WINDOWS = {"CON", "PRN", "AUX", "NUL"} | {
-    f"{prefix}{number}" for prefix in ("COM", "LPT") for number in range(1, 10)
+_RESERVED_ON_WINDOWS = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
+    f"{prefix}{number}" for prefix in ("COM", "LPT") for number in (*"123456789", "¹", "²", "³")
 }
+#: Most file systems refuse names longer than 255 bytes; leave room for "(1)" suffixes.
+MAX_NAME_BYTES = 200
+#: Characters that are never shown as themselves: controls, format characters (the
+#: right-to-left override that makes "evil\u202egnp.exe" read "evilexe.png", zero-width
+#: joiners), line and paragraph separators, lone surrogates, unassigned code points.
+_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+SHOWN_NAME_CHARS = 255
 
 
 # What a message's attachments look like: pure functions of their records. -------------
@@ -171,20 +180,45 @@ def file_glyph(filename: str, content_type: str | None = None) -> str:
     return "📄"
 
 
+def _visible(name: str) -> str:
+    """``name`` with every character that is not shown as itself replaced by ``_``."""
+    return "".join(
+        "_" if unicodedata.category(char) in _INVISIBLE_CATEGORIES else char for char in name
+    )
+
+
+def shown_filename(name: str) -> str:
+    """A relay-given file name as the app shows it: invisible and direction-changing
+    characters replaced, at most ``SHOWN_NAME_CHARS`` characters (the middle elided)."""
+    name = _visible(name)
+    if len(name) > SHOWN_NAME_CHARS:
+        half = SHOWN_NAME_CHARS // 2
+        name = f"{name[:half]}…{name[-half:]}"
+    return name or "attachment"
+
+
+def _utf8_prefix(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` that is at most ``limit`` bytes in UTF-8."""
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
 def safe_filename(name: str) -> str:
     """A relay-given file name made safe as a default in a save dialog: no folders,
-    no control or reserved characters, no leading dots, at most 120 characters."""
+    no control, direction-changing or reserved characters, no leading dots, no trailing
+    dots or spaces (Windows drops them), at most 120 characters and ``MAX_NAME_BYTES``
+    bytes, never a Windows device name."""
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     if name.startswith(_SPOILER):
         name = name[len(_SPOILER) :]
-    name = _UNSAFE.sub("_", name).strip().lstrip(".").strip()
+    name = _UNSAFE.sub("_", _visible(name)).strip().lstrip(".").rstrip(". ").strip()
     stem, dot, suffix = name.rpartition(".")
     if not dot:
         stem, suffix = name, ""
-    suffix = suffix[:16]
-    stem = stem[: 120 - len(suffix) - 1]
+    suffix = _utf8_prefix(suffix[:16], 64)
+    stem = _utf8_prefix(stem[: 120 - len(suffix) - 1], MAX_NAME_BYTES - 1 - len(suffix.encode()))
+    stem = stem.rstrip(". ")
     name = f"{stem}.{suffix}" if suffix and stem else stem or suffix
-    if name.upper().split(".")[0] in _RESERVED_ON_WINDOWS:
+    if name.upper().split(".")[0].rstrip() in _RESERVED_ON_WINDOWS:
         name = "_" + name
     return name or "attachment"
 

@@ -51,6 +51,7 @@ from .qt import (
     QPainter,
     QPixmap,
     QRect,
+    QSize,
     Qt,
     QTimer,
     QWidget,
@@ -152,10 +153,20 @@ def cut(image: QImage, variant: Variant) -> QImage:
     anti-aliased round edges for the round shapes."""
     width = max(1, round(variant.width * variant.ratio))
     height = max(1, round(variant.height * variant.ratio))
-    scaled = image.scaled(
+    # Crop the source to the box's shape before scaling: scaling a whole 1024 x 1
+    # banner to cover a 560 x 200 box would make a picture 200 px high and 200,000 wide.
+    crop = QSize(width, height).scaled(image.size(), Qt.AspectRatioMode.KeepAspectRatio)
+    crop = QSize(max(1, crop.width()), max(1, crop.height()))
+    middle = QRect(
+        (image.width() - crop.width()) // 2,
+        (image.height() - crop.height()) // 2,
+        crop.width(),
+        crop.height(),
+    )
+    scaled = image.copy(middle).scaled(
         width,
         height,
-        Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+        Qt.AspectRatioMode.IgnoreAspectRatio,
         Qt.TransformationMode.SmoothTransformation,
     )
     out = QImage(width, height, QImage.Format.Format_ARGB32_Premultiplied)
@@ -173,8 +184,7 @@ def cut(image: QImage, variant: Variant) -> QImage:
         painter.drawRect(0, 0, width, height)
     # The mask above keeps its anti-aliased edge; the picture only fills inside it.
     painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceIn)
-    source = QRect((scaled.width() - width) // 2, (scaled.height() - height) // 2, width, height)
-    painter.drawImage(QRect(0, 0, width, height), scaled, source)
+    painter.drawImage(0, 0, scaled)
     painter.end()
     return out
 

@@ -41,6 +41,7 @@ __all__ = [
     "code_blocks",
     "has_spoilers",
     "plain_text",
+    "plain_tooltip",
     "render_markdown",
     "safe_link",
     "spoiler_styles",
@@ -162,6 +163,13 @@ def code_blocks(text: str) -> list[str]:
         return []
     tokens = _markdown().parse(_clean(text))
     return [t.content.rstrip("\n") for t in tokens if t.type in ("fence", "code_block")]
+
+
+def plain_tooltip(text: str) -> str:
+    """A tooltip that shows ``text`` as written. Qt guesses that a tooltip starting with
+    something like a tag is rich text, so a name such as ``<img src=…>`` would be drawn
+    as markup (and its resources loaded): this one is always rich text, escaped."""
+    return "<qt>" + escape(text).replace("\n", "<br>") + "</qt>"
 
 
 def plain_text(text: str, *, mentions: Mapping[int, str] = {}, limit: int = 200) -> str:

@@ -3,6 +3,7 @@ so a binding or version change touches one file."""
 
 from __future__ import annotations
 
+import shiboken6
 from PySide6.QtCore import (
     QAbstractItemModel,
     QAbstractListModel,
@@ -205,4 +206,11 @@ __all__ = [
     "Qt",
     "Signal",
     "Slot",
+    "alive",
 ]
+
+
+def alive(qobject: QObject) -> bool:
+    """Whether ``qobject``'s Qt side still exists: an operation that ends after its
+    dialog was closed (and deleted) must not touch the dialog's widgets."""
+    return bool(shiboken6.isValid(qobject))

@@ -44,6 +44,7 @@ from ..qt import (
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
+    alive,
 )
 from ..session import Account, AppSession
 from .form_status import FormStatus, plain_label, run_operation
@@ -146,6 +147,8 @@ class AccountPage(AccountPageBase):
             return
 
         def loaded(data: Any) -> None:
+            if not alive(self):
+                return  # settings were closed before the list came
             self.sessions.clear()
             for entry in (Session.model_validate(s) for s in data):
                 device = entry.user_agent or "Unknown device"
@@ -156,10 +159,12 @@ class AccountPage(AccountPageBase):
                 item.setData(0, Qt.ItemDataRole.UserRole, entry.id)
                 self.sessions.addTopLevelItem(item)
 
+        def failed(exc: Exception) -> None:
+            if alive(self):
+                self.status.fail(exc)
+
         # Quietly, so a refresh never hides the result of the action that caused it.
-        self.session.run(
-            self.session.http(account, "GET", "/auth/sessions"), loaded, self.status.fail
-        )
+        self.session.run(self.session.http(account, "GET", "/auth/sessions"), loaded, failed)
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
@@ -517,6 +522,8 @@ class ProfilePage(AccountPageBase):
             if image is not None and new_hash is not None:
                 # Uploaded from here: shown everywhere at once, not downloaded back.
                 avatars_for(self.session).prime(ImageKey(kind, user.id, new_hash), image)
+            if not alive(self):
+                return  # settings were closed while it uploaded
             self._finish()
             self.card.accepted(account, user)
             self._show_pictures(account, user)
@@ -525,6 +532,8 @@ class ProfilePage(AccountPageBase):
             )
 
         def failed(exc: Exception) -> None:
+            if not alive(self):
+                return
             self._finish()
             user = account.user
             if user is not None:
@@ -541,7 +550,7 @@ class ProfilePage(AccountPageBase):
             upload,
             kind,
             data,
-            preview=lambda image: self.card.preview(kind, image),
+            preview=lambda image: self.card.preview(kind, image) if alive(self) else None,
             on_done=done,
             on_error=failed,
         )

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from nexus_protocol.models import Attachment
 
-from ..attachments import human_size, load_full_image
+from ..attachments import human_size, load_full_image, shown_filename
+from ..markdown import plain_tooltip
 from ..qt import (
     QDialog,
     QHBoxLayout,
@@ -38,10 +39,13 @@ class AttachmentViewer(QDialog):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        # A viewer holds a picture of up to 4096 px a side: closed, it must go.
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.setObjectName("AttachmentViewer")
         self.attachment = attachment
-        self.setWindowTitle(attachment.filename)
-        self.setAccessibleName(f"Picture {attachment.filename}")
+        name = shown_filename(attachment.filename)
+        self.setWindowTitle(name)
+        self.setAccessibleName(f"Picture {name}")
         self.image: QImage | None = None
         self.picture = QLabel("Loading…", self)
         self.picture.setTextFormat(Qt.TextFormat.PlainText)
@@ -50,8 +54,8 @@ class AttachmentViewer(QDialog):
         self.picture.setMinimumSize(80, 60)
         self.picture.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         if attachment.description:
-            self.picture.setToolTip(attachment.description)
-        caption = QLabel(f"{attachment.filename} — {human_size(attachment.size)}", self)
+            self.picture.setToolTip(plain_tooltip(attachment.description))
+        caption = QLabel(f"{name} — {human_size(attachment.size)}", self)
         caption.setTextFormat(Qt.TextFormat.PlainText)
         self.save_button = QPushButton("Save as…", self)
         self.save_button.setAccessibleName("Save picture as")
@@ -67,11 +71,17 @@ class AttachmentViewer(QDialog):
         layout.addLayout(bar)
         width, height = attachment.width or 640, attachment.height or 480
         self.resize(min(1000, max(360, width + 24)), min(760, max(260, height + 70)))
-        session.run(
+        self._loading = session.run(
             load_full_image(session, channel_id, attachment),
             on_done=self._loaded,
             on_error=lambda exc: self._failed(),
         )
+
+    def done(self, result: int) -> None:
+        # Closed before the picture came: stop downloading it (and never call back
+        # into a deleted dialog).
+        self._loading.cancel()
+        super().done(result)
 
     def _loaded(self, image: QImage | None) -> None:
         if image is None:

@@ -41,6 +41,7 @@ from ..qt import (
     QRect,
     QStackedWidget,
     QWidget,
+    alive,
 )
 from ..session import AppSession
 from .channel_editor import ChannelsPage
@@ -243,10 +244,14 @@ class OverviewPage(GuildPage):
             if image is not None and guild.icon is not None:
                 # Uploaded from here: the rail shows it at once, without downloading it.
                 avatars_for(self.session).prime(ImageKey("icon", guild_id, guild.icon), image)
+            if not alive(self):
+                return  # settings were closed while it uploaded
             self._settle(guild)
             self.status.ok("Icon updated." if data is not None else "Icon removed.")
 
         def failed(exc: Exception) -> None:
+            if not alive(self):
+                return
             self._settle()
             if isinstance(exc, PayloadTooLarge):
                 self._icon_error(f"Too large for this relay ({exc.message}).")
@@ -260,7 +265,7 @@ class OverviewPage(GuildPage):
             lambda image_data: client.set_guild_icon(guild_id, image_data),
             "icon",
             data,
-            preview=self.icon.preview,
+            preview=lambda image: self.icon.preview(image) if alive(self) else None,
             on_done=done,
             on_error=failed,
         )

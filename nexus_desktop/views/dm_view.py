@@ -13,7 +13,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..markdown import COPY_CODE_HREF, SPOILER_HREF, code_blocks, render_markdown
+from ..markdown import (
+    COPY_CODE_HREF,
+    SPOILER_HREF,
+    code_blocks,
+    plain_tooltip,
+    render_markdown,
+)
 from ..qt import (
     QCursor,
     QEvent,
@@ -345,7 +351,9 @@ class DMView(QWidget):
                 f"{emoji} reaction, {len(users)} {people}"
                 + (", including you: press to remove yours" if mine else ": press to add yours")
             )
-            button.setToolTip(", ".join(self._name_of(int(u)) for u in users if str(u).isdigit()))
+            button.setToolTip(
+                plain_tooltip(", ".join(self._name_of(int(u)) for u in users if str(u).isdigit()))
+            )
             button.clicked.connect(
                 lambda _=False, e=entry, em=str(emoji): self.toggle_reaction(e, em)
             )

@@ -9,7 +9,7 @@ from typing import Any
 
 from nexus_client import Forbidden, InvalidInput
 
-from ..qt import QLabel, Qt, QWidget
+from ..qt import QLabel, Qt, QWidget, alive
 from ..session import AppSession, describe_error
 
 
@@ -99,12 +99,16 @@ def run_operation(
             button.setEnabled(True)
 
     def done(result: Any) -> None:
+        if not alive(status):
+            return  # the form was closed while this ran
         restore()
         status.ok(done_text)
         if on_done is not None:
             on_done(result)
 
     def failed(exc: Exception) -> None:
+        if not alive(status):
+            return
         restore()
         status.fail(exc)
 

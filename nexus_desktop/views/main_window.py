@@ -524,6 +524,9 @@ class MainWindow(QMainWindow):
         from .settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(self.session, self)
+        # A closed dialog would stay a child of the window, its pages still following
+        # the session's signals: each opening would add another.
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.keybinds_page.changed.connect(self.apply_keybinds)
         dialog.voice_page.key_changed.connect(self.apply_keybinds)
         dialog.finished.connect(lambda _result: self.apply_keybinds())
@@ -552,7 +555,9 @@ class MainWindow(QMainWindow):
         from .community_settings import CommunitySettingsDialog
 
         if self.guild_id is not None:
-            CommunitySettingsDialog(self.session, self.guild_id, self).open()
+            dialog = CommunitySettingsDialog(self.session, self.guild_id, self)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.open()
 
     def create_community(self) -> None:
         from .create_community import CreateCommunityDialog

@@ -48,6 +48,7 @@ from ..attachments import (
     centred,
     file_glyph,
     human_size,
+    shown_filename,
 )
 from ..avatars import ImageCache, ImageKey, avatars_for, paint_avatar
 from ..markdown import (
@@ -867,7 +868,9 @@ class MessageDelegate(QStyledItemDelegate):
             if not covered and previews is not None and previews.failed(attachment.id):
                 painter.setPen(muted)
                 label = painter.fontMetrics().elidedText(
-                    f"🖼 {attachment.filename}", Qt.TextElideMode.ElideMiddle, rect.width() - 16
+                    f"🖼 {shown_filename(attachment.filename)}",
+                    Qt.TextElideMode.ElideMiddle,
+                    rect.width() - 16,
                 )
                 painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, label)
         if covered:
@@ -921,7 +924,7 @@ class MessageDelegate(QStyledItemDelegate):
         bold.setBold(True)
         painter.setFont(bold)
         name = painter.fontMetrics().elidedText(
-            attachment.filename, Qt.TextElideMode.ElideMiddle, words.width()
+            shown_filename(attachment.filename), Qt.TextElideMode.ElideMiddle, words.width()
         )
         painter.drawText(words, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft, name)
         painter.setFont(font)

@@ -20,7 +20,7 @@ from nexus_client.outbox import PendingMessage
 from nexus_protocol.models import Attachment, Message
 from nexus_protocol.permissions import Permissions
 
-from ..attachments import human_size, is_image, safe_filename, save_attachment
+from ..attachments import human_size, is_image, safe_filename, save_attachment, shown_filename
 from ..markdown import code_blocks, has_spoilers
 from ..models.messages import MessageListModel, Roles
 from ..qt import (
@@ -86,6 +86,12 @@ NEWER_PAGE = 50  # messages fetched at a time when reading forward in the past
 # The app's font (a new size), palette or style sheet (a new theme) changed: every
 # rendered row is out of date.
 _RESTYLING_EVENTS = (QEvent.Type.FontChange, QEvent.Type.PaletteChange, QEvent.Type.StyleChange)
+
+
+def _menu_text(filename: str) -> str:
+    """A file name as a menu entry: shown as written, with no "&" read as a shortcut
+    and no tab read as the start of one."""
+    return shown_filename(filename).replace("&", "&&")
 
 
 class MessageView(QWidget):
@@ -573,7 +579,8 @@ class MessageView(QWidget):
             opens = menu.addMenu("Open attachment")
             for attachment in pictures:
                 opens.addAction(
-                    attachment.filename, partial(self.open_attachment, message, attachment)
+                    _menu_text(attachment.filename),
+                    partial(self.open_attachment, message, attachment),
                 )
         if len(message.attachments) == 1:
             menu.addAction(
@@ -583,7 +590,8 @@ class MessageView(QWidget):
             saves = menu.addMenu("Save attachment…")
             for attachment in message.attachments:
                 saves.addAction(
-                    attachment.filename, partial(self.save_attachment, message, attachment)
+                    _menu_text(attachment.filename),
+                    partial(self.save_attachment, message, attachment),
                 )
 
     # Attachments -------------------------------------------------------------------------
@@ -596,15 +604,22 @@ class MessageView(QWidget):
         """Show a picture in the viewer (one at a time)."""
         if self.viewer is not None:
             self.viewer.close()
-        self.viewer = AttachmentViewer(
+        viewer = AttachmentViewer(
             self.session,
             message.channel_id,
             attachment,
             partial(self.save_attachment, message, attachment),
             self,
         )
-        self.viewer.show()
-        return self.viewer
+        viewer.destroyed.connect(partial(self._viewer_gone, viewer))
+        self.viewer = viewer
+        viewer.show()
+        return viewer
+
+    def _viewer_gone(self, viewer: AttachmentViewer, *_: object) -> None:
+        # The viewer it replaced is deleted later, after the new one is shown.
+        if self.viewer is viewer:
+            self.viewer = None
 
     def save_attachment(
         self, message: Message, attachment: Attachment, path: Path | None = None
