@@ -27,8 +27,14 @@ class Settings:
     max_image_bytes: int = 8 * 1024 * 1024
     max_image_pixels: int = 50_000_000
     image_cache_bytes: int = 64 * 1024 * 1024
-    # Files on messages: the largest one (up to 10 per message).
+    # Files on messages: the largest one (up to 10 per message), and how many bytes of
+    # files all uploads together may hold in memory while they are checked and stored
+    # (the others wait, their bytes in temporary files; one message always fits).
     max_attachment_bytes: int = 25 * 1024 * 1024
+    upload_memory_bytes: int = 256 * 1024 * 1024
+    # A form whose body stops arriving for this long is refused: a stalled upload holds
+    # up to a megabyte per file in memory and a temporary file on disk.
+    upload_stall_seconds: float = 60.0
     heartbeat_interval_ms: int = 41_250
     replay_limit: int = 4096
     gateway_queue_limit: int = 2048

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from pydantic.json_schema import models_json_schema
+from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.types import Message, Receive
 
 from nexus_protocol.errors import ErrorCode
+from nexus_protocol.permissions import Permissions
 from nexus_protocol.requests import CreateMessageBody
 
 from ..errors import BadRequest, InvalidForm, NotFound
+from ..relay import Relay
+from ..services.accounts import Principal
 from ..services.attachments import MAX_FILES, Upload
 from .deps import Caller, RelayDep, snowflake_param
 from .strict import BodyError, StrictRoute, parse_json
@@ -127,12 +136,34 @@ async def create_message(
     In a group DM or an encrypted channel (Nexus): ``megolm`` (one ciphertext for all)
     and, when a session key is being shared, ``envelopes``."""
     cid = snowflake_param(channel_id, "channel_id")
-    uploads: list[Upload] = []
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        payload, uploads = await _read_form(request)
-    else:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         payload = await request.json() if await request.body() else None
-    body = _create_body(payload, with_files=bool(uploads))
+        return await _send(caller, cid, relay, _create_body(payload, with_files=False), [])
+    await _check_may_send(caller, cid, relay)
+    async with _read_form(request, relay) as (payload, uploads):
+        if not isinstance(payload, dict):
+            raise InvalidForm.field("payload_json", "DICT_TYPE", "Must be a JSON object")
+        return await _send(
+            caller, cid, relay, _create_body(payload, with_files=bool(uploads)), uploads
+        )
+
+
+async def _check_may_send(caller: Principal, channel_id: int, relay: Relay) -> None:
+    """Before a form's files are read: someone who may not post there is refused at
+    once, not after the relay has taken in up to 250 MiB from them."""
+    try:
+        await relay.channels.check_channel(
+            caller, channel_id, Permissions.VIEW_CHANNEL | Permissions.SEND_MESSAGES
+        )
+    except NotFound:
+        if await relay.dms.recipients(channel_id) is None:
+            raise
+        # A DM: its own checks follow, and files are refused there.
+
+
+async def _send(
+    caller: Principal, cid: int, relay: Relay, body: CreateMessageBody, uploads: list[Upload]
+) -> dict[str, Any]:
     if uploads and (body.megolm is not None or body.envelopes is not None):
         raise InvalidForm.field(
             "files", "E2EE_UNSUPPORTED", "Files cannot be sent in an encrypted channel yet"
@@ -177,11 +208,16 @@ def _create_body(payload: Any, *, with_files: bool) -> CreateMessageBody:
         raise RequestValidationError(exc.errors()) from None
 
 
-async def _read_form(request: Request) -> tuple[Any, list[Upload]]:
+@asynccontextmanager
+async def _read_form(request: Request, relay: Relay) -> AsyncIterator[tuple[Any, list[Upload]]]:
     """``payload_json`` and the ``files[N]`` parts, with each file's metadata from
-    ``payload_json.attachments`` (matched by ``id`` = N)."""
+    ``payload_json.attachments`` (matched by ``id`` = N). The files' bytes count against
+    the relay's upload memory until the block ends (the message is stored)."""
     try:
-        form = await request.form(max_files=MAX_FILES + 1, max_fields=_FORM_FIELDS)
+        receive = _until_closing_boundary(request, relay.settings.upload_stall_seconds)
+        form = await Request(request.scope, receive).form(
+            max_files=MAX_FILES + 1, max_fields=_FORM_FIELDS
+        )
     except HTTPException as exc:
         if "files" in str(exc.detail).lower():
             raise InvalidForm.field(
@@ -192,6 +228,10 @@ async def _read_form(request: Request) -> tuple[Any, list[Upload]]:
         payload: Any = {}
         raw_payload = form.get("payload_json")
         if isinstance(raw_payload, UploadFile):
+            if (raw_payload.size or 0) > relay.settings.max_body_bytes:
+                raise InvalidForm.field(
+                    "payload_json", "BASE_TYPE_MAX_LENGTH", "payload_json is too large"
+                )
             raw_payload = (await raw_payload.read()).decode("utf-8", errors="strict")
         if raw_payload is not None:
             try:
@@ -205,6 +245,8 @@ async def _read_form(request: Request) -> tuple[Any, list[Upload]]:
             if name == "payload_json":
                 continue
             named = _FILE_FIELD.fullmatch(name)
+            if named is not None and not isinstance(value, UploadFile):
+                raise InvalidForm.field(name, "BASE_TYPE_REQUIRED", "A file part needs a filename")
             if named is None or not isinstance(value, UploadFile):
                 raise InvalidForm.field(
                     name[:40] or "files", "UNKNOWN_FIELD", "Expected files[0] to files[9]"
@@ -216,15 +258,55 @@ async def _read_form(request: Request) -> tuple[Any, list[Upload]]:
                 )
             parts[index] = value
         metadata = _attachment_metadata(payload)
-        uploads: list[Upload] = []
-        for index, part in sorted(parts.items()):
-            known = metadata.get(index, {})
-            filename = known.get("filename") or part.filename or ""
-            description = known.get("description")
-            uploads.append(Upload(index, str(filename), await part.read(), description))
-        return payload, uploads
+        in_memory = sum(part.size or 0 for part in parts.values())
+        async with relay.attachments.upload_memory.hold(in_memory):
+            uploads: list[Upload] = []
+            for index, part in sorted(parts.items()):
+                known = metadata.get(index, {})
+                filename = known.get("filename") or part.filename or ""
+                description = known.get("description")
+                uploads.append(Upload(index, str(filename), await part.read(), description))
+            yield payload, uploads
     finally:
         await form.close()
+
+
+def _until_closing_boundary(request: Request, stall_seconds: float) -> Receive:
+    """The request's body, refused if it ends before the form's closing boundary or
+    stops arriving for ``stall_seconds``.
+
+    The form parser drops a part that is still open when the body ends (a cut-off
+    upload, a client that miscounted), so the message would go out without that file;
+    raising here, inside the parse, also makes the parser close the part's spool file."""
+    receive = request.receive
+    _, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if not boundary:
+        return receive  # the parser refuses a form without a boundary itself
+    closing = b"--" + boundary + b"--"
+    # A CRLF before the first delimiter is optional: a form with no parts starts with it.
+    tail = b"\r\n"
+    seen = False
+
+    async def receive_checked() -> Message:
+        nonlocal tail, seen
+        try:
+            message = await asyncio.wait_for(receive(), stall_seconds)
+        except TimeoutError:
+            raise MultiPartException(
+                f"The upload stalled (nothing arrived for {stall_seconds:g} s)"
+            ) from None
+        if message["type"] != "http.request":
+            return message
+        if not seen:
+            window = tail + message.get("body", b"")
+            seen = closing in window
+            tail = window[-(len(closing) - 1) :]
+        if not message.get("more_body", False) and not seen:
+            raise MultiPartException("The form ends before its closing boundary")
+        return message
+
+    return receive_checked
 
 
 def _attachment_metadata(payload: Any) -> dict[int, dict[str, Any]]:

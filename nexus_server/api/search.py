@@ -45,11 +45,13 @@ async def search_guild_messages(
     sort_order: Literal["desc", "asc"] = "desc",
 ) -> dict[str, Any]:
     """Messages of the community matching every criterion given (at least one):
-    ``content`` words (whole words, the last also as a prefix, ignoring case, and
-    accents on SQLite); any of the ``author_id``, ``channel_id`` and ``mentions`` values
-    (each repeatable); each ``has`` value (``link``, ``embed``, ``file``, ``image``);
-    ids between ``min_id`` and ``max_id`` (exclusive); ``pinned``. Newest first unless
-    ``sort_order=asc``. Answers ``{"total_results", "messages": [[message], …]}``.
+    ``content`` words (at most 32 different; whole words, the last also as a prefix,
+    ignoring case, and accents on SQLite); any of the ``author_id``, ``channel_id`` and
+    ``mentions`` values (each repeatable); each ``has`` value (``link``, ``embed``,
+    ``file``, ``image``); ids between ``min_id`` and ``max_id`` (exclusive); ``pinned``.
+    Newest first unless ``sort_order=asc``. Answers
+    ``{"total_results", "messages": [[message], …]}``, ``total_results`` counted up to
+    5,000 (as Discord's "5,000+").
 
     Only channels the caller may read are searched, and never end-to-end encrypted
     ones (the relay holds only their ciphertext): a ``channel_id`` the caller cannot

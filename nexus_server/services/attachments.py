@@ -14,6 +14,8 @@ import hashlib
 import mimetypes
 import unicodedata
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Final
 
@@ -115,6 +117,35 @@ def sanitize_filename(raw: str) -> str:
     return stem + suffix
 
 
+class ByteBudget:
+    """At most ``limit`` bytes held at once by all holders together; a holder waits for
+    room, and one asking for more than the whole budget waits for all of it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.free = self.limit
+        self._waiters: list[asyncio.Future[None]] = []
+
+    @asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        size = min(max(size, 0), self.limit)
+        while self.free < size:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                self._waiters.remove(waiter)
+        self.free -= size
+        try:
+            yield
+        finally:
+            self.free += size
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+
 class AttachmentService:
     def __init__(self, ctx: Context, channels: ChannelService, settings: Settings) -> None:
         self._ctx = ctx
@@ -122,6 +153,10 @@ class AttachmentService:
         self.max_bytes = settings.max_attachment_bytes
         self._max_pixels = settings.max_image_pixels
         self._work = asyncio.Semaphore(MAX_CONCURRENT_FILE_WORK)
+        # Uploaded files are read into memory to be checked and stored with their
+        # message; without a bound, a few clients sending ten 25 MiB files each at once
+        # would take gigabytes.
+        self.upload_memory = ByteBudget(settings.upload_memory_bytes)
         self._previews: OrderedDict[tuple[int, int], ServedFile] = OrderedDict()
         self._preview_bytes = 0
         self._cache_limit = settings.image_cache_bytes

@@ -186,7 +186,8 @@ def _flatten(image: Image.Image) -> Image.Image:
 # position, time), XMP or comments. Photos (JPEG) are turned upright and re-encoded at
 # quality 95; PNG stays lossless; animated GIFs and WebPs keep every frame and their
 # timing (only a file whose frames together pass ``max_pixels`` is cut to its first
-# frame). They are not resized: an attachment is the picture as sent.
+# frame, as is one of more than ``MAX_ANIMATION_FRAMES`` frames). They are not resized:
+# an attachment is the picture as sent.
 
 ATTACHMENT_IMAGE_TYPES: Final = {
     "PNG": "image/png",
@@ -195,6 +196,9 @@ ATTACHMENT_IMAGE_TYPES: Final = {
     "WEBP": "image/webp",
 }
 _PHOTO_QUALITY: Final = 95
+# Each frame costs its re-encoding whatever its size: a 2 MB GIF of 100,000 one-pixel
+# frames took 38 s of a worker. A thousand frames is over a minute at 15 frames a second.
+MAX_ANIMATION_FRAMES: Final = 1000
 
 
 def sniff_image(raw: bytes) -> str | None:
@@ -221,8 +225,12 @@ def clean_attachment_image(raw: bytes, max_pixels: int) -> ProcessedImage | None
             width, height = image.size
             if width < 1 or height < 1 or width * height > max_pixels:
                 return None
-            frames = getattr(image, "n_frames", 1)
-            if kind in ("GIF", "WEBP") and frames > 1 and width * height * frames <= max_pixels:
+            frames = _frames_up_to(image, MAX_ANIMATION_FRAMES + 1)
+            if (
+                kind in ("GIF", "WEBP")
+                and 1 < frames <= MAX_ANIMATION_FRAMES
+                and width * height * frames <= max_pixels
+            ):
                 return _reencode_animation(image, kind)
             image.load()
             pixels = _rgb_or_rgba(_upright(image) if kind == "JPEG" else image)
@@ -232,6 +240,21 @@ def clean_attachment_image(raw: bytes, max_pixels: int) -> ProcessedImage | None
     except Exception:
         # Malformed files raise many kinds of error; such a file is simply not an image.
         return None
+
+
+def _frames_up_to(image: Image.Image, limit: int) -> int:
+    """How many frames ``image`` has, counting no further than ``limit``: a GIF's frames
+    are only found by reading through them, so a huge count is never walked in full."""
+    if not getattr(image, "is_animated", False):
+        return 1
+    try:
+        image.seek(limit - 1)
+    except EOFError:
+        count = int(getattr(image, "n_frames", 1))
+    else:
+        count = limit
+    image.seek(0)
+    return count
 
 
 def _reencode_still(pixels: Image.Image, kind: str) -> ProcessedImage:

@@ -23,6 +23,8 @@ from .messages import MessageService
 
 # Discord's ``has`` values this relay can answer; the others need attachment types.
 HAS_VALUES = frozenset({"link", "embed", "file", "image"})
+# Each word is one more pass over the index; more than a sentence finds nothing anyway.
+MAX_WORDS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,10 @@ class SearchService:
         if criteria.content and criteria.content.strip() and not words:
             # Only punctuation: nothing a word index can match.
             return {"total_results": 0, "messages": []}
+        if words and len(search_store.distinct_terms(list(words))) > MAX_WORDS:
+            raise InvalidForm.field(
+                "content", "BASE_TYPE_MAX_LENGTH", f"Search for at most {MAX_WORDS} words"
+            )
         query = search_store.MessageQuery(
             channel_ids=channel_ids,
             words=words,
