@@ -80,6 +80,17 @@ def hit_html(text: str, terms: list[str]) -> str:
     return "".join(out)
 
 
+# The relay stops counting matches here (as Discord does): the true total may be larger.
+COUNT_CAP = 5_000
+
+
+def result_count(total: int) -> str:
+    """ "1 result", "26 results", "5,000+ results" (the relay's count stops at 5,000)."""
+    if total >= COUNT_CAP:
+        return f"{COUNT_CAP:,}+ results"
+    return f"{total:,} result{'' if total == 1 else 's'}"
+
+
 class SearchResultsModel(QAbstractListModel):
     """One page of hits, as the panel shows them: (message, author, where and when,
     snippet)."""
@@ -342,7 +353,7 @@ class SearchPanel(QWidget):
         ]
         content = self._resolved.content if self._resolved is not None else None
         self.model.set_hits(rows, highlight_terms(content or ""))
-        self.count_label.setText(f"{results.total} result{'' if results.total == 1 else 's'}")
+        self.count_label.setText(result_count(results.total))
         if results.total == 0:
             self._say("No messages match. End-to-end encrypted channels are never searched.")
         else:
@@ -407,8 +418,9 @@ class SearchPanel(QWidget):
 
     def _show_pager(self) -> None:
         pages = max(1, -(-self.total // SEARCH_PAGE))
+        more = "+" if self.total >= COUNT_CAP else ""
         page = self.offset // SEARCH_PAGE + 1
-        self.page_label.setText(f"Page {page} of {pages}" if self.total else "")
+        self.page_label.setText(f"Page {page} of {pages:,}{more}" if self.total else "")
         self.previous_button.setEnabled(self.offset > 0)
         self.next_button.setEnabled(self.offset + SEARCH_PAGE < self.total)
 

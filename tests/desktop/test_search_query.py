@@ -107,3 +107,15 @@ def test_parsing_never_fails(text: str) -> None:
     assert isinstance(query.content, str)
     for name in (*query.authors, *query.channels, *query.mentions, *query.has):
         assert name and name == name.strip()
+
+
+def test_the_result_count_says_when_the_relay_stopped_counting() -> None:
+    from nexus_desktop.views.search_panel import result_count
+
+    assert [result_count(n) for n in (0, 1, 26, 4_999, 5_000)] == [
+        "0 results",
+        "1 result",
+        "26 results",
+        "4,999 results",
+        "5,000+ results",
+    ]
