@@ -96,6 +96,8 @@ class ReadStateTracker(QObject):
         self._unread: dict[int, int] = {}
         self._mentions: dict[int, int] = {}
         self._seeded: set[int] = set()  # id() of accounts whose relay counts we asked for
+        #: Per channel, the newest message the relay's seeded count includes.
+        self._counted_through: dict[int, int] = {}
         self.current_channel: int | None = None
         session.message_created.connect(self._on_message)
         session.read_elsewhere.connect(self._read_elsewhere)
@@ -143,6 +145,8 @@ class ReadStateTracker(QObject):
             return
         if message.channel_id == self.current_channel:
             return
+        if message.id <= self._counted_through.get(message.channel_id, 0):
+            return  # the relay's unread count, seeded already, includes it
         self._unread[message.channel_id] = self.unread(message.channel_id) + 1
         if mentions_me(self._session, message):
             self._mentions[message.channel_id] = self.mentions(message.channel_id) + 1
@@ -187,19 +191,27 @@ class ReadStateTracker(QObject):
                 continue
             unread = int(entry.get("unread_count") or 0)
             mentions = int(entry.get("mention_count") or 0)
-            # The relay counted when it answered; messages that arrived here between its
-            # count and this answer may be missing from it. Those since the last read that
-            # this app holds are known, so the larger figure is the better one.
             last_read = int(entry.get("last_message_id") or 0)
             me = self._session.me(channel_id)
-            newer = [
+            held = [
                 m
                 for m in self._session.messages(channel_id)
                 if m.id > last_read and (me is None or m.author.id != me.id)
             ]
-            self._unread[channel_id] = max(unread, len(newer))
-            held_mentions = sum(1 for m in newer if mentions_me(self._session, m))
-            self._mentions[channel_id] = max(mentions, held_mentions)
+            if "counted_through_id" in entry:
+                # The relay says up to which message it counted: add those held here that
+                # came after, and do not count again those that arrive later but are in.
+                through = int(entry.get("counted_through_id") or 0)
+                self._counted_through[channel_id] = through
+                later = [m for m in held if m.id > through]
+                unread += len(later)
+                mentions += sum(1 for m in later if mentions_me(self._session, m))
+            else:
+                # A relay that does not say: the messages held here are a lower bound.
+                unread = max(unread, len(held))
+                mentions = max(mentions, sum(1 for m in held if mentions_me(self._session, m)))
+            self._unread[channel_id] = unread
+            self._mentions[channel_id] = mentions
             self.changed.emit(channel_id)
 
 

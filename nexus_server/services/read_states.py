@@ -73,11 +73,15 @@ class ReadStateService:
             by_roles: dict[tuple[int, ...], dict[int, int]] = {}
             for channel_id, role_ids in visible.items():
                 by_roles.setdefault(role_ids, {})[channel_id] = last.get(channel_id, 0)
+            # The counts stop at each channel's newest message as read here, and say
+            # which that is: a client then knows which messages it receives live they
+            # already include, whatever is posted while they are counted.
+            newest = await read_state_store.newest_messages(tx, list(visible))
             counts: dict[int, tuple[int, int]] = {}
             for role_ids, after in by_roles.items():
                 counts.update(
                     await read_state_store.unread_counts(
-                        tx, user_id, role_ids, after, cap=UNREAD_CAP
+                        tx, user_id, role_ids, after, cap=UNREAD_CAP, through=newest
                     )
                 )
         for channel_id in visible:
@@ -90,6 +94,8 @@ class ReadStateService:
                     "last_message_id": str(last_id) if last_id is not None else None,
                     "mention_count": mentions,
                     "unread_count": unread,
+                    # Nexus: the counts cover the channel's messages up to this one.
+                    "counted_through_id": str(newest[channel_id]) if channel_id in newest else None,
                 }
             )
         return entries

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import exists, false, func, insert, or_, select, update
+from sqlalchemy import exists, false, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -66,9 +66,11 @@ async def unread_counts(
     after: dict[int, int],
     *,
     cap: int,
+    through: dict[int, int] | None = None,
 ) -> dict[int, tuple[int, int]]:
-    """Per channel: (unread messages, of which mention the user) after ``after[channel]``,
-    each capped at ``cap``. The user's own messages are never unread."""
+    """Per channel: (unread messages, of which mention the user) after ``after[channel]``
+    and up to ``through[channel]`` when given, each capped at ``cap``. The user's own
+    messages are never unread."""
     mentions_user = exists().where(
         message_mentions.c.message_id == messages.c.id,
         message_mentions.c.user_id == user_id,
@@ -83,11 +85,17 @@ async def unread_counts(
     )
     found: dict[int, tuple[int, int]] = {}
     for channel_id, since in after.items():
+        upto = (through or {}).get(channel_id)
+        bounded = messages.c.id <= upto if upto is not None else true()
+        if through is not None and upto is None:
+            found[channel_id] = (0, 0)  # no messages at all when the bound was read
+            continue
         unread = (
             select(messages.c.id)
             .where(
                 messages.c.channel_id == channel_id,
                 messages.c.id > since,
+                bounded,
                 messages.c.author_id != user_id,
             )
             .limit(cap)
@@ -101,6 +109,7 @@ async def unread_counts(
                 .where(
                     messages.c.channel_id == channel_id,
                     messages.c.id > since,
+                    bounded,
                     messages.c.author_id != user_id,
                     or_(messages.c.mention_everyone, mentions_user, mentions_role),
                 )
@@ -112,3 +121,13 @@ async def unread_counts(
             ).scalar_one()
         found[channel_id] = (int(unread_count), int(mention_count))
     return found
+
+
+async def newest_messages(tx: AsyncConnection, channel_ids: list[int]) -> dict[int, int]:
+    """Per channel with messages: the id of its newest one."""
+    rows = await tx.execute(
+        select(messages.c.channel_id, func.max(messages.c.id))
+        .where(messages.c.channel_id.in_(channel_ids))
+        .group_by(messages.c.channel_id)
+    )
+    return {int(channel_id): int(newest) for channel_id, newest in rows}

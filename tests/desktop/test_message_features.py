@@ -183,10 +183,19 @@ async def test_reading_on_another_device_clears_unread(relay_url: str, tmp_path:
         first = await bob.post_message(general.id, "one")
         last = await bob.post_message(general.id, "two")
         await until(lambda: tracker.unread(general.id) == 2)
-        # The relay's unread counts, asked for at start-up, may be answered after these
-        # two arrived but counted before them: the messages held here still count.
-        late_answer = {"channel_id": str(general.id), "unread_count": 0, "mention_count": 0}
-        tracker._seed([late_answer | {"last_message_id": None}])
+        await until(lambda: {first.id, last.id} <= {m.id for m in session.messages(general.id)})
+        # The relay's unread counts, asked for at start-up, may be answered after these two
+        # arrived here, counted with or without them: either way two stay unread.
+        answer = {"channel_id": str(general.id), "mention_count": 0, "last_message_id": None}
+        tracker._seed([answer | {"unread_count": 0, "counted_through_id": str(first.id - 1)}])
+        assert tracker.unread(general.id) == 2
+        tracker._seed([answer | {"unread_count": 1, "counted_through_id": str(first.id)}])
+        assert tracker.unread(general.id) == 2
+        tracker._seed([answer | {"unread_count": 2, "counted_through_id": str(last.id)}])
+        assert tracker.unread(general.id) == 2
+        # And a message the count includes that the gateway delivers after it is not
+        # counted twice.
+        tracker._on_message(last)
         assert tracker.unread(general.id) == 2
 
         # alice's phone (another session of the same account) reads up to "one"...

@@ -191,7 +191,7 @@ async def test_unread_and_mention_counts_until_acked(relay: RunningRelay) -> Non
         await alice.ok("POST", messages, json={"content": text})
         for text in ("plain", f"hi <@{bob.id}>", "@everyone look", f"<@&{role_id}> too", "end")
     ]
-    await bob.ok("POST", messages, json={"content": "my own words are never unread"})
+    own = await bob.ok("POST", messages, json={"content": "my own words are never unread"})
 
     def entry_for(entries: list[dict[str, Any]]) -> dict[str, Any]:
         return next(e for e in entries if e["channel_id"] == general)
@@ -199,6 +199,8 @@ async def test_unread_and_mention_counts_until_acked(relay: RunningRelay) -> Non
     state = entry_for(await bob.ok("GET", "/users/@me/read-states"))
     assert state["id"] == general and state["last_message_id"] is None
     assert (state["unread_count"], state["mention_count"]) == (5, 3)
+    # The counts cover the channel up to its newest message, and say which that is.
+    assert state["counted_through_id"] == own["id"]
     assert entry_for(await alice.ok("GET", "/users/@me/read-states"))["unread_count"] == 1
 
     second_session = await connect_gateway(relay.api, bob.token)
