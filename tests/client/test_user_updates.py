@@ -4,25 +4,16 @@ lists, DM recipients, authors and mentions of cached messages) is current before
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 from nexus_client import Client
 from nexus_protocol.models import User
 from tests.relay.harness import RunningRelay
 from tests.relay.test_media import png
+from tests.waiting import until
 
 PASSWORD = "correct horse battery"
-
-
-async def until(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def online(relay: RunningRelay, name: str) -> tuple[Client, User]:

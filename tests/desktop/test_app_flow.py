@@ -6,7 +6,6 @@ the main window's widgets, against a real relay."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from nexus_desktop.views.create_community import CreateCommunityDialog
 from nexus_desktop.views.login_dialog import LoginDialog
 from nexus_desktop.views.main_window import MainWindow
 from nexus_protocol.models import Message
+from tests.waiting import until
 
 PASSWORD = "correct horse battery"
 
@@ -35,18 +35,6 @@ def keep_running_without_windows(qapp_instance: QApplication) -> None:
     """The app does not quit when its last window closes (it cleans up first); in the
     tests a closing login dialog must not stop the shared loop either."""
     qapp_instance.setQuitOnLastWindowClosed(False)
-
-
-async def until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Let the loop (and so Qt) run until ``condition()`` is truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await asyncio.sleep(0.02)
 
 
 def shown_messages(window: MainWindow) -> list[Message]:

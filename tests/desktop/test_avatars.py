@@ -6,9 +6,7 @@ colour of the pixels where each picture is drawn."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PySide6.QtCore import QPoint, QRect
@@ -24,6 +22,7 @@ from nexus_desktop.views.main_window import MainWindow
 from nexus_desktop.views.member_list import AVATAR as MEMBER_AVATAR
 from nexus_desktop.views.settings_dialog import SettingsDialog
 from nexus_protocol.models import Message
+from tests.waiting import until
 
 from .sdk_users import PASSWORD
 
@@ -36,17 +35,6 @@ ORANGE = QColor("#ff8c00")
 @pytest.fixture(autouse=True)
 def keep_running_without_windows(qapp_instance: QApplication) -> None:
     qapp_instance.setQuitOnLastWindowClosed(False)
-
-
-async def until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await asyncio.sleep(0.02)
 
 
 def png(path: Path, colour: QColor, size: int = 96) -> Path:

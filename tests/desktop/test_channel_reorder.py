@@ -5,12 +5,8 @@ anything and sees alice's moves live."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 from PySide6.QtCore import QPoint, QPointF
@@ -34,20 +30,10 @@ from nexus_desktop.views.channel_list import ChannelList
 from nexus_protocol.models import Channel, ChannelType
 from nexus_protocol.permissions import Permissions
 from tests.desktop.sdk_users import collect
+from tests.waiting import until
 
 PASSWORD = "correct horse battery"
 MOVE = Qt.DropAction.MoveAction
-
-
-async def until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def shown(channels: list[Channel]) -> list[str]:

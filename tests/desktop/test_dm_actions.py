@@ -5,9 +5,6 @@ show live in alice's view."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +16,7 @@ from nexus_client import DMMessage
 from nexus_desktop.session import AppSession
 from nexus_desktop.views.dm_view import DMView
 from tests.desktop.sdk_users import collect, sdk_user
-
-
-async def until(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+from tests.waiting import until
 
 
 def trigger(menu: QMenu, text: str) -> None:

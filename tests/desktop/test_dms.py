@@ -4,8 +4,6 @@ DM view and verification dialog; bob is a plain SDK client with his own store.""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +21,7 @@ from nexus_desktop.views.dm_list import DMList
 from nexus_desktop.views.dm_view import BANNER, DMView
 from nexus_desktop.views.verify_dialog import digit_groups, qr_matrix
 from tests.desktop.sdk_users import collect, sdk_user
-
-
-async def until(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+from tests.waiting import until
 
 
 class Meta:

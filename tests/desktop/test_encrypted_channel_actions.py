@@ -6,10 +6,7 @@ and it disappears for bob; bob may not delete alice's, and the app does not offe
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
@@ -18,17 +15,7 @@ from nexus_desktop.session import AppSession
 from nexus_desktop.views.message_view import MessageView
 from nexus_protocol.models import Message
 from tests.desktop.sdk_users import PASSWORD, collect, sdk_user
-
-
-async def until(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+from tests.waiting import until
 
 
 def row_of(view: MessageView, message_id: int) -> Message | None:

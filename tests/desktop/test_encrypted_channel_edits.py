@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -25,21 +22,11 @@ from nexus_desktop.views.message_view import MessageView
 from nexus_protocol.e2ee import b64encode
 from nexus_protocol.models import Message
 from tests.desktop.sdk_users import PASSWORD, collect, sdk_user
+from tests.waiting import until
 
 QUESTION = "where did you hide the spare key?"
 ANSWER = "under the mat"
 BETTER = "under the blue flower pot, not the mat"
-
-
-async def until(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 def rows(view: MessageView) -> list[Message]:

@@ -7,10 +7,7 @@ own stores."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
@@ -29,17 +26,7 @@ from nexus_desktop.views.dm_view import DMView
 from nexus_desktop.views.guild_page import GuildPage
 from nexus_desktop.views.main_window import MainWindow
 from tests.desktop.sdk_users import PASSWORD, collect, sdk_user
-
-
-async def until(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+from tests.waiting import until
 
 
 def texts(got: list[GroupMessage]) -> list[str]:

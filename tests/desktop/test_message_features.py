@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication
@@ -26,19 +23,9 @@ from nexus_desktop.views.dm_view import DMView
 from nexus_desktop.views.message_view import MessageView
 from nexus_protocol.models import Message
 from nexus_protocol.permissions import Permissions
+from tests.waiting import until
 
 PASSWORD = "correct horse battery"
-
-
-async def until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.03)
 
 
 def anchor_point(view: MessageView, row: int, href: str) -> QPoint:

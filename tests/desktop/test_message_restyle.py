@@ -4,9 +4,7 @@ those rendered afterwards."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtWidgets import QApplication
 
@@ -14,14 +12,7 @@ from nexus_client import Client
 from nexus_desktop.session import AppSession
 from nexus_desktop.themes import apply_theme
 from nexus_desktop.views.message_view import MessageView
-
-
-async def until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not (value := condition()):
-        assert asyncio.get_running_loop().time() < deadline, f"timed out: {condition}"
-        await asyncio.sleep(0.02)
-    return value
+from tests.waiting import until
 
 
 async def test_a_bigger_font_relays_out_the_shown_messages(relay_url: str, tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ bob a plain SDK client."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +18,7 @@ from nexus_desktop.views.composer import Composer
 from nexus_desktop.views.message_view import MessageView
 from nexus_protocol.models import Message
 from nexus_protocol.permissions import Permissions
-
-
-async def until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+from tests.waiting import until
 
 
 def rows(view: MessageView) -> list[Any]:

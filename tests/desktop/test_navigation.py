@@ -4,7 +4,6 @@ mention badges, the member list with hoisted roles and presence, the quick switc
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 from nexus_client import Client
@@ -19,16 +18,9 @@ from nexus_desktop.views.member_list import MemberList
 from nexus_desktop.views.quick_switcher import QuickSwitcher
 from nexus_desktop.views.server_rail import ServerRail
 from nexus_desktop.views.user_panel import UserPanel
+from tests.waiting import until
 
 PASSWORD = "correct horse battery"
-
-
-async def until(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def alice_and_bob(relay_url: str, tmp_path: Path) -> tuple[AppSession, Client, int]:

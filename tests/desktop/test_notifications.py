@@ -3,8 +3,6 @@ persistence in the account's encrypted store."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 from nexus_client import Client
@@ -17,17 +15,10 @@ from nexus_desktop.notifications import (
 )
 from nexus_desktop.session import AppSession
 from nexus_protocol.models import Message
+from tests.waiting import until
 
 PASSWORD = "correct horse battery"
 PASSPHRASE = "test passphrase"
-
-
-async def until(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_levels_mute_keywords_and_persistence(relay_url: str, tmp_path: Path) -> None:

@@ -9,9 +9,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +23,7 @@ from nexus_client import Client
 from nexus_desktop.session import AppSession
 from nexus_desktop.views.main_window import MainWindow
 from nexus_protocol.models import Message
+from tests.waiting import until
 
 PASSWORD = "correct horse battery"
 HOSTILE = '<img src="file:///etc/passwd"> pineapple <b>bold</b> &amp; <a href="x">y</a>'
@@ -32,17 +32,6 @@ HOSTILE = '<img src="file:///etc/passwd"> pineapple <b>bold</b> &amp; <a href="x
 @pytest.fixture(autouse=True)
 def keep_running_without_windows(qapp_instance: QApplication) -> None:
     qapp_instance.setQuitOnLastWindowClosed(False)
-
-
-async def until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await asyncio.sleep(0.02)
 
 
 def search(window: MainWindow, text: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from nexus_desktop.views.permission_editor import DENY
 from nexus_desktop.views.settings_dialog import SettingsDialog
 from nexus_protocol.models import ChannelType
 from nexus_protocol.permissions import Permissions
+from tests.waiting import until
 
 PASSWORD = "correct horse battery"
 
@@ -35,17 +35,6 @@ PASSWORD = "correct horse battery"
 def keep_app_running_when_dialogs_close(qapp_instance: QApplication) -> None:
     # Closing the only visible window would quit Qt's loop, and the test with it.
     qapp_instance.setQuitOnLastWindowClosed(False)
-
-
-async def until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def click(widget: QWidget) -> None:

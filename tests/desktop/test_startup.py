@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,18 +18,10 @@ from nexus_desktop.qt import QLabel
 from nexus_desktop.session import AppSession
 from nexus_desktop.startup import Startup, after_first_paint
 from nexus_desktop.store_keys import StoreKeyDerivation, derive_saved_keys
+from tests.waiting import until
 
 PASSWORD = "correct horse battery"
 CHEAP = ScryptParams(n=2**10)
-
-
-async def until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.03)
-    return value
 
 
 def test_a_key_derived_ahead_opens_its_store_and_only_that(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import secrets
-from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -34,6 +33,7 @@ from nexus_desktop.views.settings_dialog import SettingsDialog
 from nexus_desktop.views.voice_panel import VolumePopup
 from nexus_desktop.views.voice_settings_page import VoiceSettingsPage
 from nexus_desktop.voice import VoiceSettings
+from tests.waiting import until
 
 PASSWORD = "correct horse battery"
 PURPLE = QColor(128, 0, 200)
@@ -52,14 +52,6 @@ def close_to(actual: QColor, expected: QColor, tolerance: int = 24) -> bool:
         and abs(actual.green() - expected.green()) <= tolerance
         and abs(actual.blue() - expected.blue()) <= tolerance
     )
-
-
-async def until(condition: Callable[[], object], timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def tone_audio(_settings: VoiceSettings) -> tuple[AudioSource, AudioSink]:

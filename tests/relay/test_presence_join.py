@@ -4,9 +4,7 @@ an invisible newcomer stays offline to everyone else."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +12,12 @@ import pytest
 
 from nexus_client import Client
 from nexus_protocol.models import Guild
+from tests.waiting import until
 
 from .harness import RunningRelay, postgres_database, start_relay
 
 PASSWORD = "correct horse battery"
 SEND_MESSAGES = 1 << 11
-
-
-async def until(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def online(base_url: str, name: str) -> Client:
