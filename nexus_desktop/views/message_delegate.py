@@ -952,14 +952,22 @@ class MessageDelegate(QStyledItemDelegate):
 
     def _preview_ready(self, attachment_id: object) -> None:
         """Repaint the visible rows showing ``attachment_id``."""
+        self._repaint_visible(
+            lambda item: (
+                isinstance(item, Message) and any(a.id == attachment_id for a in item.attachments)
+            )
+        )
+
+    def _repaint_visible(self, shows: Callable[[Message | PendingMessage | None], bool]) -> None:
+        """Repaint the rows on screen whose item ``shows`` says changed (a picture
+        arrived): only those, not the whole viewport."""
         view, model = self.view, self.model
         if view is None or model is None or not view.isVisible() or not model.rowCount():
             return
         first, last = self._visible_rows()
         viewport = view.viewport()
         for row in range(first, last + 1):
-            item = model.item(row)
-            if isinstance(item, Message) and any(a.id == attachment_id for a in item.attachments):
+            if shows(model.item(row)):
                 viewport.update(view.visualRect(model.index(row, 0)))
 
     def uncover(self, attachment: Attachment) -> None:
@@ -1000,16 +1008,9 @@ class MessageDelegate(QStyledItemDelegate):
 
     def _repaint_author(self, user_id: object) -> None:
         """Repaint the visible rows written by ``user_id`` (their picture changed)."""
-        view, model = self.view, self.model
-        if view is None or model is None or not view.isVisible() or not model.rowCount():
-            return
-        first, last = self._visible_rows()
-        viewport = view.viewport()
-        for row in range(first, last + 1):
-            item = model.item(row)
-            author = item.author.id if isinstance(item, Message) else self.me
-            if author == user_id:
-                viewport.update(view.visualRect(model.index(row, 0)))
+        self._repaint_visible(
+            lambda item: (item.author.id if isinstance(item, Message) else self.me) == user_id
+        )
 
     def reply_text(self, item: Message, model: object) -> str:
         """The line above a reply: who wrote the replied-to message and its text as
